@@ -1,5 +1,71 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 
-func runValidate(ctx context.Context, env *Env, args []string) error { return errNotYet }
+	"github.com/slurm-ec2/slurm-ec2/internal/config"
+)
+
+// runValidate checks both files and prints a summary, or every problem with exit status 2.
+func runValidate(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "validate")
+	dir := addConfigFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("validate takes no arguments, got %q", fs.Args())
+	}
+	cfg, err := loadConfig(env, *dir)
+	var cerr *config.Error
+	if errors.As(err, &cerr) {
+		for _, p := range cerr.Problems {
+			fmt.Fprintln(env.Stderr, p.String())
+		}
+		n := len(cerr.Problems)
+		fmt.Fprintf(env.Stderr, "%d problem%s found; see docs/configuration.md for every key\n", n, plural(n))
+		return &silentError{code: ExitUsage}
+	}
+	if err != nil {
+		return err
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "config: %s\npartitions: %s\n", cfg.ConfigFile, cfg.PartitionsFile)
+	var regions []string
+	groups, nodes := 0, 0
+	for _, p := range cfg.Partitions {
+		fmt.Fprintf(w, "partition %s:\n", p.PartitionName)
+		for _, g := range p.NodeGroups {
+			groups++
+			nodes += g.MaxNodes
+			if !slices.Contains(regions, g.Region) {
+				regions = append(regions, g.Region)
+			}
+			extra := ""
+			if g.AllOrNothing {
+				extra = " all-or-nothing"
+			}
+			fmt.Fprintf(w, "  %-28s %-9s %-14s %d node%s%s\n", g.Hostlist(), g.PurchasingOption, g.Region, g.MaxNodes, plural(g.MaxNodes), extra)
+		}
+	}
+	fmt.Fprintf(w, "%d partition%s, %d node group%s, %d node%s, region%s: %s\n",
+		len(cfg.Partitions), plural(len(cfg.Partitions)), groups, plural(groups), nodes, plural(nodes), plural(len(regions)), strings.Join(regions, ", "))
+	if name, err := cfg.ResolveClusterName(env.Getenv); err != nil {
+		fmt.Fprintf(env.Stderr, "warning: %v\n", err)
+	} else {
+		fmt.Fprintf(w, "cluster: %s\n", name)
+	}
+	fmt.Fprintf(w, "log: %s at %s\n", cfg.LogFileName, cfg.LogLevel)
+	return nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

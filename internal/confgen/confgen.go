@@ -1,0 +1,228 @@
+// Package confgen writes the slurm.conf (and gres.conf) snippet for the node groups of a
+// configuration, the successor of the Python plugin's generate_conf.py.
+package confgen
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/slurm-ec2/slurm-ec2/internal/config"
+)
+
+// Settings written after SlurmConf unless SlurmConf already gives them. They are what a
+// current Slurm (22.05+) needs for cloud nodes whose address is set by the ResumeProgram
+// with `scontrol update nodename=... nodeaddr=...`.
+const (
+	// SuspendTimeout: how long slurmctld waits for SuspendProgram's nodes to power down.
+	// TerminateInstances returns at once, so 60 s leaves room for a slow EC2 call.
+	defaultSuspendTimeout = "60"
+	// SlurmctldParameters: idle_on_node_suspend makes a node that was DOWN or DRAINED when
+	// powered down come back as IDLE, so a spot interruption or failed launch does not keep
+	// it out of use. Deliberately absent:
+	//   cloud_dns       - Slurm would resolve node names through DNS; our names do not
+	//                     resolve, and ParallelCluster dropped it for the same reason.
+	//   cloud_reg_addrs - slurmd would set NodeAddr/NodeHostname at registration; our
+	//                     resume sets them before the node boots (the first job launch needs it).
+	defaultSlurmctldParameters = "idle_on_node_suspend"
+	// CommunicationParameters=NoAddrCache: a cloud node's address changes at every resume;
+	// without it slurmctld and the slurmds may keep talking to a cached old address.
+	defaultCommunicationParameters = "NoAddrCache"
+	// ResumeFailProgram is the resume-fail program beside ResumeProgram: a symlink named
+	// resume-fail to slurm-ec2 (the binary dispatches on its invoked name).
+	resumeFailName = "resume-fail"
+)
+
+// Write writes the slurm.conf snippet: SlurmConf in file order, the cloud settings above
+// that SlurmConf does not give, one NodeName line per node group and one PartitionName line
+// per partition.
+func Write(w io.Writer, cfg *config.Config) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "# slurm-ec2 generate-conf: append to slurm.conf (from %s and %s)\n", filepath.Base(cfg.ConfigFile), filepath.Base(cfg.PartitionsFile))
+	for _, kv := range cfg.SlurmConf {
+		fmt.Fprintf(bw, "%s=%s\n", kv.Key, kv.Value)
+	}
+	rec, err := recommended(cfg)
+	if err != nil {
+		return err
+	}
+	for _, kv := range rec {
+		if _, given := config.Lookup(cfg.SlurmConf, kv.Key); !given {
+			fmt.Fprintf(bw, "%s=%s\n", kv.Key, kv.Value)
+		}
+	}
+	for _, g := range cfg.NodeGroups() {
+		fmt.Fprintf(bw, "NodeName=%s State=CLOUD", g.Hostlist())
+		for _, kv := range g.SlurmSpecifications {
+			fmt.Fprintf(bw, " %s=%s", kv.Key, kv.Value)
+		}
+		bw.WriteByte('\n')
+	}
+	for _, p := range cfg.Partitions {
+		hosts := make([]string, len(p.NodeGroups))
+		for i, g := range p.NodeGroups {
+			hosts[i] = g.Hostlist()
+		}
+		fmt.Fprintf(bw, "PartitionName=%s Nodes=%s", p.PartitionName, strings.Join(hosts, ","))
+		defaults := []config.KV{{Key: "MaxTime", Value: "INFINITE"}, {Key: "State", Value: "UP"}}
+		for _, d := range defaults {
+			if v, ok := config.Lookup(p.PartitionOptions, d.Key); ok {
+				d.Value = v
+			}
+			fmt.Fprintf(bw, " %s=%s", d.Key, d.Value)
+		}
+		for _, kv := range p.PartitionOptions {
+			if _, isDefault := config.Lookup(defaults, kv.Key); !isDefault {
+				fmt.Fprintf(bw, " %s=%s", kv.Key, kv.Value)
+			}
+		}
+		bw.WriteByte('\n')
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing slurm.conf snippet: %w", err)
+	}
+	return nil
+}
+
+func recommended(cfg *config.Config) ([]config.KV, error) {
+	var out []config.KV
+	// GresTypes must list every gres name used by a NodeName line, or slurmctld refuses
+	// to start.
+	var gresTypes []string
+	for _, ng := range cfg.NodeGroups() {
+		spec, ok := config.Lookup(ng.SlurmSpecifications, "Gres")
+		if !ok || spec == "" {
+			continue
+		}
+		gres, err := ParseGres(spec)
+		if err != nil {
+			return nil, fmt.Errorf("node group %s: SlurmSpecifications.Gres: %w", ng.Name(), err)
+		}
+		for _, g := range gres {
+			if !slices.Contains(gresTypes, g.Name) {
+				gresTypes = append(gresTypes, g.Name)
+			}
+		}
+	}
+	if len(gresTypes) > 0 {
+		out = append(out, config.KV{Key: "GresTypes", Value: strings.Join(gresTypes, ",")})
+	}
+	if rp, ok := config.Lookup(cfg.SlurmConf, "ResumeProgram"); ok && rp != "" {
+		out = append(out, config.KV{Key: "ResumeFailProgram", Value: path.Join(path.Dir(rp), resumeFailName)})
+	}
+	return append(out,
+		config.KV{Key: "SuspendTimeout", Value: defaultSuspendTimeout},
+		config.KV{Key: "SlurmctldParameters", Value: defaultSlurmctldParameters},
+		config.KV{Key: "CommunicationParameters", Value: defaultCommunicationParameters},
+	), nil
+}
+
+// Gres is one generic resource of a node, parsed from a Gres= specification.
+type Gres struct {
+	Name, Type, Count string
+}
+
+var (
+	gresNameRE  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+	gresCountRE = regexp.MustCompile(`^[0-9]+[KMGTP]?$`)
+)
+
+// ParseGres parses a Slurm Gres= value such as "gpu:4", "gpu:a100:1" or
+// "gpu:a100:2,mps:200". A "(S:0-1)" socket binding suffix is accepted and ignored; a
+// missing count means 1, as in Slurm.
+func ParseGres(spec string) ([]Gres, error) {
+	var out []Gres
+	for _, item := range splitOutsideParens(spec) {
+		if i := strings.IndexByte(item, '('); i >= 0 {
+			item = item[:i]
+		}
+		parts := strings.Split(item, ":")
+		g := Gres{Name: parts[0], Count: "1"}
+		switch len(parts) {
+		case 1:
+		case 2:
+			if gresCountRE.MatchString(parts[1]) {
+				g.Count = parts[1]
+			} else {
+				g.Type = parts[1]
+			}
+		case 3:
+			g.Type, g.Count = parts[1], parts[2]
+		default:
+			return nil, fmt.Errorf("gres %q: use name[:type][:count], e.g. gpu:a100:4", item)
+		}
+		if !gresNameRE.MatchString(g.Name) || (g.Type != "" && !gresNameRE.MatchString(g.Type)) || !gresCountRE.MatchString(g.Count) {
+			return nil, fmt.Errorf("gres %q: use name[:type][:count], e.g. gpu:a100:4", item)
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+func splitOutsideParens(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i, r := range s {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ',':
+			if depth == 0 {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
+}
+
+// WriteGres writes the gres.conf lines of every node group whose SlurmSpecifications give
+// Gres=. It reports whether there was any. The lines give counts only: device files differ
+// between instance types, so File= is left out, which is enough for scheduling and
+// accounting. For device binding (CUDA_VISIBLE_DEVICES through cgroups) on an AMI whose
+// slurmd is built with NVML, use "AutoDetect=nvml" in the compute nodes' gres.conf instead;
+// the header of the output says so.
+func WriteGres(w io.Writer, cfg *config.Config) (wrote bool, err error) {
+	type line struct {
+		host string
+		g    Gres
+	}
+	var lines []line
+	for _, ng := range cfg.NodeGroups() {
+		spec, ok := config.Lookup(ng.SlurmSpecifications, "Gres")
+		if !ok || spec == "" {
+			continue
+		}
+		gres, err := ParseGres(spec)
+		if err != nil {
+			return false, fmt.Errorf("node group %s: SlurmSpecifications.Gres: %w", ng.Name(), err)
+		}
+		for _, g := range gres {
+			lines = append(lines, line{ng.Hostlist(), g})
+		}
+	}
+	if len(lines) == 0 {
+		return false, nil
+	}
+	bw := bufio.NewWriter(w)
+	fmt.Fprintln(bw, "# slurm-ec2: gres.conf for the cloud node groups (counts only, no File=).")
+	fmt.Fprintln(bw, "# With an NVML-enabled slurmd on the compute AMI, AutoDetect=nvml gives device binding instead.")
+	for _, l := range lines {
+		fmt.Fprintf(bw, "NodeName=%s Name=%s", l.host, l.g.Name)
+		if l.g.Type != "" {
+			fmt.Fprintf(bw, " Type=%s", l.g.Type)
+		}
+		fmt.Fprintf(bw, " Count=%s\n", l.g.Count)
+	}
+	if err := bw.Flush(); err != nil {
+		return true, fmt.Errorf("writing gres.conf snippet: %w", err)
+	}
+	return true, nil
+}
