@@ -41,7 +41,34 @@ func Load(dir string) (*Config, error) {
 func LoadFiles(configFile, partitionsFile string) (*Config, error) {
 	cdata, cerr := os.ReadFile(configFile)
 	pdata, perr := os.ReadFile(partitionsFile)
+	if cerr == nil {
+		cerr = checkWritable(configFile)
+	}
+	if perr == nil {
+		perr = checkWritable(partitionsFile)
+	}
 	return load(configFile, cdata, cerr, partitionsFile, pdata, perr)
+}
+
+// errWorldWritable is a configuration file (or its directory) anyone may change. slurm-ec2 runs
+// as SlurmUser and launches and terminates instances as the files say: refuse them.
+var errWorldWritable = errors.New("writable by every user on this machine")
+
+// checkWritable refuses a file that other users may write, or that sits in a directory other
+// users may write to without the sticky bit (they could replace it).
+func checkWritable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("%w: run 'chmod o-w %s'", errWorldWritable, path)
+	}
+	dir := filepath.Dir(path)
+	if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o002 != 0 && di.Mode()&os.ModeSticky == 0 {
+		return fmt.Errorf("%w: its directory %s is; run 'chmod o-w %s'", errWorldWritable, dir, dir)
+	}
+	return nil
 }
 
 // load decodes both files' contents; readErr are the errors of reading them.

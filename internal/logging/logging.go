@@ -77,6 +77,13 @@ func openLog(name string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening log file: %w", err)
 	}
+	// A log names instances, addresses and nodes: never world-readable, even if an older file was.
+	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o007 != 0 {
+		if err := f.Chmod(st.Mode().Perm() &^ 0o007); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("making log file %s private: %w", name, err)
+		}
+	}
 	return f, nil
 }
 

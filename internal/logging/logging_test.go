@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -122,5 +123,27 @@ func TestNewFallsBackToStderr(t *testing.T) {
 func TestNewBadLevel(t *testing.T) {
 	if _, _, err := New(LogSettings{Level: "LOUD"}, nil); err == nil {
 		t.Error("New accepted level LOUD")
+	}
+}
+
+func TestExistingWorldReadableLogBecomesPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "aws_plugin.log")
+	if err := os.WriteFile(path, []byte("old\n"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	_, closer, err := New(LogSettings{Level: "INFO", File: path}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm()&0o007 != 0 {
+		t.Fatalf("log file mode %v, want no access for others", st.Mode().Perm())
 	}
 }
