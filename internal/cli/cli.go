@@ -97,8 +97,10 @@ func Run(ctx context.Context, env *Env, argv []string) int {
 	}
 	env.Program = argv[0]
 	args := argv[1:]
-	// A symlink named resume, suspend, resume-fail or change-state acts as that subcommand.
-	cmd := lookup(strings.TrimSuffix(filepath.Base(argv[0]), ".exe"))
+	// A symlink named resume, suspend, resume-fail or change-state acts as that subcommand; so
+	// do the Python plugin's names (resume.py, suspend.py, change_state.py, generate_conf.py), so
+	// an existing slurm.conf keeps working when its scripts become links to this binary.
+	cmd := lookup(invokedName(argv[0]))
 	if cmd == nil {
 		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 			printUsage(env.Stderr)
@@ -119,6 +121,13 @@ func Run(ctx context.Context, env *Env, argv []string) int {
 	}
 	err := cmd.Run(ctx, env, args)
 	return exitCode(env.Stderr, cmd.Name, err)
+}
+
+// invokedName maps argv[0] to a command name: "/x/change_state.py" -> "change-state".
+func invokedName(argv0 string) string {
+	base := filepath.Base(argv0)
+	base = strings.TrimSuffix(strings.TrimSuffix(base, ".exe"), ".py")
+	return strings.ReplaceAll(base, "_", "-")
 }
 
 func exitCode(stderr io.Writer, name string, err error) int {

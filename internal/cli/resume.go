@@ -1,9 +1,127 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
 
-func runResume(ctx context.Context, env *Env, args []string) error { return errNotYet }
+	"github.com/slurm-ec2/slurm-ec2/internal/burst"
+	"github.com/slurm-ec2/slurm-ec2/internal/config"
+	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/logging"
+	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
+)
 
-func runSuspend(ctx context.Context, env *Env, args []string) error { return errNotYet }
+// session is what every command that talks to Slurm and EC2 shares: config, logger, clients.
+type session struct {
+	cfg    *config.Config
+	deps   *burst.Deps
+	closer io.Closer
+}
 
-func runResumeFail(ctx context.Context, env *Env, args []string) error { return errNotYet }
+func (s *session) Close() {
+	if s.closer != nil {
+		_ = s.closer.Close()
+	}
+}
+
+// openSession loads the config, opens the log, resolves the cluster name and builds the clients.
+func openSession(env *Env, configDir string) (*session, error) {
+	cfg, err := loadConfig(env, configDir)
+	if err != nil {
+		return nil, err
+	}
+	log, closer, err := logging.New(logging.LogSettings{Level: cfg.LogLevel, File: cfg.LogFileName}, env.Stderr)
+	if err != nil {
+		return nil, &configError{err}
+	}
+	cluster, err := cfg.ResolveClusterName(env.Getenv)
+	if err != nil {
+		_ = closer.Close()
+		return nil, &configError{err}
+	}
+	log = log.With("cluster", cluster)
+	timeout := time.Duration(cfg.CommandTimeoutSeconds) * time.Second
+	deps := &burst.Deps{
+		Config:  cfg,
+		Cluster: cluster,
+		Slurm:   &slurm.Client{BinDir: cfg.SlurmBinPath, Timeout: timeout, Logger: log},
+		EC2:     fleet.NewClients(fleet.Options{Logger: log}),
+		Log:     log,
+		LockDir: filepath.Dir(cfg.LogFileName),
+	}
+	return &session{cfg: cfg, deps: deps, closer: closer}, nil
+}
+
+// configError is a configuration problem found after loading: exit status 2.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+func (e *configError) ExitCode() int { return ExitUsage }
+
+// hostlistCommand parses `CMD [--config-dir DIR] HOSTLIST`.
+func hostlistCommand(env *Env, name string, args []string) (configDir, hostlist string, err error) {
+	fs := newFlagSet(env, name)
+	dir := addConfigFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return "", "", err
+	}
+	if fs.NArg() != 1 {
+		return "", "", usagef("usage: slurm-ec2 %s [--config-dir DIR] HOSTLIST (one Slurm hostlist expression, e.g. aws-spot-[0-3])", name)
+	}
+	return *dir, fs.Arg(0), nil
+}
+
+func runResume(ctx context.Context, env *Env, args []string) error {
+	dir, expr, err := hostlistCommand(env, "resume", args)
+	if err != nil {
+		return err
+	}
+	s, err := openSession(env, dir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var opts burst.ResumeOptions
+	if p := env.Getenv("SLURM_RESUME_FILE"); p != "" {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			s.deps.Log.Warn("cannot read SLURM_RESUME_FILE; launching without per-job all-or-nothing", "path", p, "error", err)
+		} else {
+			opts.ResumeFile = data
+		}
+	}
+	_, err = burst.Resume(ctx, s.deps, expr, opts)
+	return err
+}
+
+func runSuspend(ctx context.Context, env *Env, args []string) error {
+	dir, expr, err := hostlistCommand(env, "suspend", args)
+	if err != nil {
+		return err
+	}
+	s, err := openSession(env, dir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	_, err = burst.Suspend(ctx, s.deps, expr)
+	return err
+}
+
+func runResumeFail(ctx context.Context, env *Env, args []string) error {
+	dir, expr, err := hostlistCommand(env, "resume-fail", args)
+	if err != nil {
+		return err
+	}
+	s, err := openSession(env, dir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	_, err = burst.ResumeFail(ctx, s.deps, expr)
+	return err
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/slurm-ec2/slurm-ec2/internal/burst"
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 )
 
@@ -14,6 +15,7 @@ import (
 func runValidate(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "validate")
 	dir := addConfigFlag(fs)
+	live := fs.Bool("aws", false, "also check each node group against AWS: launch templates, subnets, permissions (dry runs)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -60,6 +62,34 @@ func runValidate(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(w, "cluster: %s\n", name)
 	}
 	fmt.Fprintf(w, "log: %s at %s\n", cfg.LogFileName, cfg.LogLevel)
+	if *live {
+		return validateAWS(ctx, env, *dir)
+	}
+	return nil
+}
+
+// validateAWS runs the live checks and prints one line per finding; any failed check gives exit 2.
+func validateAWS(ctx context.Context, env *Env, dir string) error {
+	s, err := openSession(env, dir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	failed := 0
+	for _, gc := range burst.CheckAWS(ctx, s.deps) {
+		for _, c := range gc.Checks {
+			if c.OK {
+				fmt.Fprintf(env.Stdout, "ok   %s (%s, %s): %s\n", gc.Group, gc.Region, gc.Path, c.Msg)
+				continue
+			}
+			failed++
+			fmt.Fprintf(env.Stderr, "%s: %s.%s: %s\n", s.cfg.PartitionsFile, gc.Path, c.Field, c.Msg)
+		}
+	}
+	if failed > 0 {
+		fmt.Fprintf(env.Stderr, "%d AWS check%s failed\n", failed, plural(failed))
+		return &silentError{code: ExitUsage}
+	}
 	return nil
 }
 

@@ -1,0 +1,223 @@
+package burst
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/slurm-ec2/slurm-ec2/internal/config"
+	"github.com/slurm-ec2/slurm-ec2/internal/ec2sim"
+	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
+	"github.com/slurm-ec2/slurm-ec2/internal/slurm/fakeslurm"
+)
+
+// The integration tests run the real SDK over HTTP against ec2sim, and the real slurm.Client
+// exec'ing the recording scontrol stand-in.
+
+const testCluster = "testcluster"
+
+// Two partitions: the spec's example 1 (on-demand + spot in us-east-1) and a group in us-west-2,
+// with room for large resumes.
+const testPartitions = `{
+  "Partitions": [
+    {
+      "PartitionName": "aws",
+      "NodeGroups": [
+        {
+          "NodeGroupName": "ondemand", "MaxNodes": 10, "Region": "us-east-1",
+          "SlurmSpecifications": {"CPUs": "4", "Weight": "1"},
+          "PurchasingOption": "on-demand",
+          "OnDemandOptions": {"AllocationStrategy": "lowest-price"},
+          "LaunchTemplateSpecification": {"LaunchTemplateName": "template-name", "Version": "$Latest"},
+          "LaunchTemplateOverrides": [{"InstanceType": "c5.xlarge"}],
+          "SubnetIds": ["subnet-11111111", "subnet-22222222"],
+          "Tags": [{"Key": "NodeGroup", "Value": "ondemand"}, {"Key": "Owner", "Value": "{node_name}@{ip_address}"}]
+        },
+        {
+          "NodeGroupName": "spot", "MaxNodes": 1000, "Region": "us-east-1",
+          "SlurmSpecifications": {"CPUs": "4", "Weight": "2"},
+          "PurchasingOption": "spot",
+          "OnDemandOptions": {"AllocationStrategy": "lowest-price"},
+          "LaunchTemplateSpecification": {"LaunchTemplateName": "template-name", "Version": "$Latest"},
+          "LaunchTemplateOverrides": [{"InstanceType": "c5.xlarge"}, {"InstanceType": "c4.xlarge"}],
+          "SubnetIds": ["subnet-11111111", "subnet-22222222"],
+          "Tags": [{"Key": "NodeGroup", "Value": "spot"}]
+        }
+      ],
+      "PartitionOptions": {"Default": "yes"}
+    },
+    {
+      "PartitionName": "west",
+      "NodeGroups": [
+        {
+          "NodeGroupName": "node", "MaxNodes": 20, "Region": "us-west-2",
+          "SlurmSpecifications": {"CPUs": "4"},
+          "PurchasingOption": "on-demand",
+          "LaunchTemplateSpecification": {"LaunchTemplateName": "template-name", "Version": "$Latest"},
+          "LaunchTemplateOverrides": [{"InstanceType": "c5.xlarge"}],
+          "SubnetIds": ["subnet-33333333", "subnet-44444444"]
+        }
+      ]
+    }
+  ]
+}`
+
+type testEnv struct {
+	t    *testing.T
+	sim  *ec2sim.Sim
+	url  string
+	fake *fakeslurm.Fake
+	deps *Deps
+	cfg  *config.Config
+	now  time.Time // the head node's clock; zero means real time
+}
+
+// newTestEnv starts ec2sim, a fake Slurm with every node of the partitions, and loads the config
+// through the real loader. extra is merged into config.json.
+func newTestEnv(t *testing.T, extra string) *testEnv {
+	t.Helper()
+	sim := ec2sim.New(ec2sim.Options{Seed: 42})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+
+	fake := fakeslurm.New(t, "aws-ondemand-[0-9]", "aws-spot-[0-999]", "west-node-[0-19]", "onprem-node-[0-1]")
+	dir := t.TempDir()
+	conf := `{"LogLevel": "DEBUG", "LogFileName": "` + filepath.Join(dir, "aws_plugin.log") + `",
+	  "SlurmBinPath": "` + fake.BinDir + `",
+	  "SlurmConf": {"PrivateData": "CLOUD", "ResumeProgram": "/usr/bin/resume", "SuspendProgram": "/usr/bin/suspend",
+	    "ResumeRate": 100, "SuspendRate": 100, "ResumeTimeout": 300, "SuspendTime": 350, "TreeWidth": 60000},
+	  "ClusterName": "` + testCluster + `"` + extra + `}`
+	writeFile(t, filepath.Join(dir, "config.json"), conf)
+	writeFile(t, filepath.Join(dir, "partitions.json"), testPartitions)
+	cfg, err := config.Load(dir)
+	if err != nil {
+		t.Fatalf("loading test config: %v", err)
+	}
+
+	// The SDK finds ec2sim through the standard endpoint variable and static credentials.
+	t.Setenv("AWS_ENDPOINT_URL_EC2", srv.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-for-tests-only")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+	e := &testEnv{t: t, sim: sim, url: srv.URL, fake: fake, cfg: cfg}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.deps = &Deps{
+		Config:  cfg,
+		Cluster: testCluster,
+		Slurm:   &slurm.Client{BinDir: fake.BinDir, Timeout: 20 * time.Second, Logger: log},
+		EC2:     fleet.NewClients(fleet.Options{Logger: log, MaxAttempts: 8, MaxBackoff: 300 * time.Millisecond}),
+		Log:     log,
+		LockDir: dir,
+		// ec2sim does not throttle by default; pacing to EC2's rate is measured in benchmarks.
+		TagsPerSecond: 2000,
+		Now: func() time.Time {
+			if e.now.IsZero() {
+				return time.Now()
+			}
+			return e.now
+		},
+	}
+	return e
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if testing.Verbose() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// live returns the live instances of our cluster, by node name (Name tag, else NodeAddr match).
+func (e *testEnv) live() map[string][]ec2sim.InstanceInfo {
+	e.t.Helper()
+	out := map[string][]ec2sim.InstanceInfo{}
+	for _, region := range []string{"us-east-1", "us-west-2"} {
+		for _, in := range e.sim.Instances(region) {
+			if in.State == "terminated" || in.State == "shutting-down" || in.Tags[fleet.TagCluster] != testCluster {
+				continue
+			}
+			out[in.Tags["Name"]] = append(out[in.Tags["Name"]], in)
+		}
+	}
+	return out
+}
+
+// callsOf counts ec2sim calls of one action.
+func (e *testEnv) callsOf(action string) int { return e.sim.Counters()[action].Total }
+
+// updates returns the recorded `scontrol update` invocations.
+func (e *testEnv) updates() [][]string {
+	var out [][]string
+	for _, c := range e.fake.Calls() {
+		if c.Kind() == "update" {
+			out = append(out, c.Argv)
+		}
+	}
+	return out
+}
+
+// ec2Client is a plain SDK client on ec2sim, for arranging state behind the plugin's back.
+func (e *testEnv) ec2Client(region string) *ec2.Client {
+	e.t.Helper()
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(region))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ec2.NewFromConfig(cfg)
+}
+
+// launchRaw launches n instances with the given tags, as something other than resume would.
+func (e *testEnv) launchRaw(region, subnet string, n int, tags map[string]string) []string {
+	e.t.Helper()
+	var ts []types.Tag
+	for k, v := range tags {
+		ts = append(ts, fleet.T(k, v))
+	}
+	out, err := e.ec2Client(region).RunInstances(context.Background(), &ec2.RunInstancesInput{
+		MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n)),
+		LaunchTemplate:    &types.LaunchTemplateSpecification{LaunchTemplateName: aws.String("template-name")},
+		SubnetId:          aws.String(subnet),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: ts}},
+	})
+	if err != nil {
+		e.t.Fatalf("RunInstances: %v", err)
+	}
+	var ids []string
+	for _, in := range out.Instances {
+		ids = append(ids, aws.ToString(in.InstanceId))
+	}
+	return ids
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,558 @@
+package burst
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/slurm-ec2/slurm-ec2/internal/config"
+	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
+	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
+)
+
+// ResumeOptions are the inputs of a resume besides the node list.
+type ResumeOptions struct {
+	// ResumeFile is the content of SLURM_RESUME_FILE (nil when Slurm gave none). It is used for
+	// per-job all-or-nothing launches in node groups with AllOrNothing.
+	ResumeFile []byte
+}
+
+// ResumeSummary counts what a resume did.
+type ResumeSummary struct {
+	Asked    int            // nodes in the hostlist
+	Launched int            // nodes given a new instance
+	Reused   int            // nodes that already had a live instance
+	Failed   map[string]int // nodes left DOWN, by EC2 error code (or cool-down)
+	Unknown  int            // names not in partitions.json
+	// AddressesKnown is when Slurm knew the address of the last node that got one.
+	AddressesKnown time.Duration
+	Duration       time.Duration
+}
+
+// FailedTotal is the number of nodes left DOWN.
+func (s *ResumeSummary) FailedTotal() int {
+	n := 0
+	for _, c := range s.Failed {
+		n += c
+	}
+	return n
+}
+
+// resumeRun is the state of one resume.
+type resumeRun struct {
+	d     *Deps
+	t     *target
+	start time.Time
+	runID string
+	slurm map[string]slurm.Node
+
+	mu       sync.Mutex
+	sum      *ResumeSummary
+	problems []error
+	tags     map[regionKey][]fleet.TagSet
+}
+
+func (r *resumeRun) problem(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.problems = append(r.problems, err)
+	r.d.log().Error(err.Error())
+}
+
+// Resume launches instances for the nodes of the hostlist expr and tells Slurm their addresses.
+// It returns an error when Slurm could not be told the truth about every node (the exit status
+// of the ResumeProgram); capacity shortfalls are not errors: those nodes are set DOWN with EC2's
+// error code so their jobs go elsewhere at once.
+func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*ResumeSummary, error) {
+	r := &resumeRun{d: d, start: d.now(), runID: randomID(), tags: map[regionKey][]fleet.TagSet{}}
+	t, err := d.resolve(expr)
+	if err != nil {
+		return nil, err
+	}
+	r.t = t
+	r.sum = &ResumeSummary{Asked: len(t.names), Unknown: len(t.unknown), Failed: map[string]int{}}
+	log := d.log()
+	if len(t.unknown) > 0 {
+		r.markDown(ctx, t.unknown, reasonPrefix+"node not defined in partitions.json", "NotConfigured")
+	}
+	if len(t.groups) == 0 {
+		return r.finish()
+	}
+
+	// Slurm's view: NodeAddr of the nodes (to find instances a node already has) and the reasons
+	// that record capacity cool-downs. One call for every node.
+	r.slurm = map[string]slurm.Node{}
+	if nodes, err := d.Slurm.Nodes(ctx); err != nil {
+		log.Warn("could not read Slurm's nodes; checking EC2 tags only for existing instances", "error", err)
+	} else {
+		for _, n := range nodes {
+			r.slurm[n.Name] = n
+		}
+	}
+
+	// The group locks cover "find existing instances, launch, tell Slurm": a concurrent suspend,
+	// resume or reconcile of the same group sees either none of it or all of it.
+	unlock, err := d.lockGroups(ctx, groupNames(t.groups))
+	if err != nil {
+		return nil, err
+	}
+	groups := r.skipCoolingDown(ctx)
+	keys, perRegion := byRegion(groups)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(d.parallel())
+	for _, k := range keys {
+		g.Go(func() error {
+			r.resumeRegion(gctx, k, perRegion[k], opts)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	unlock()
+
+	// Name and templated tags, paced to EC2's CreateTags rate, after Slurm knows every address.
+	lim := fleet.NewTagLimiter(d.TagsPerSecond)
+	for k, sets := range r.tags {
+		api, err := d.EC2.Get(ctx, k.region, k.profile)
+		if err != nil {
+			log.Warn("no EC2 client for tagging", "region", k.region, "error", err)
+			continue
+		}
+		failed, err := fleet.ApplyTags(ctx, api, sets, lim)
+		if err != nil {
+			// The nodes work without their Name tag: suspend and reconcile also match NodeAddr.
+			log.Warn("could not tag some instances with their node names", "region", k.region, "instances", len(failed), "error", err)
+		}
+	}
+	return r.finish()
+}
+
+func (r *resumeRun) finish() (*ResumeSummary, error) {
+	s := r.sum
+	s.Duration = r.d.now().Sub(r.start)
+	attrs := []any{"asked", s.Asked, "launched", s.Launched, "reused", s.Reused, "failed", s.FailedTotal(),
+		"unknown", s.Unknown, "seconds", fmt.Sprintf("%.2f", s.Duration.Seconds()),
+		"addresses_known_seconds", fmt.Sprintf("%.2f", s.AddressesKnown.Seconds())}
+	for code, n := range s.Failed {
+		attrs = append(attrs, "failed_"+code, n)
+	}
+	r.d.log().Info("resume done", attrs...)
+	return s, errors.Join(r.problems...)
+}
+
+// skipCoolingDown sets the nodes of groups in a capacity cool-down DOWN at once, and returns the
+// groups to launch for. A group cools down for CoolDownSeconds after EC2 had no capacity for it:
+// the record is the DOWN reason of its failed nodes and the time Slurm stamped on it.
+func (r *resumeRun) skipCoolingDown(ctx context.Context) []*config.NodeGroup {
+	cool := time.Duration(r.d.Config.CoolDownSeconds) * time.Second
+	now := r.d.now()
+	var out []*config.NodeGroup
+	for _, g := range r.t.groups {
+		until, code := groupCoolDown(g, r.slurm, cool)
+		if !until.After(now) {
+			out = append(out, g)
+			continue
+		}
+		nodes := r.t.byGroup[g]
+		r.d.log().Warn("node group cooling down after EC2 had no capacity; nodes set DOWN without launching",
+			"node_group", g.Name(), "nodes", hostlist.Compress(nodes), "code", code, "until", until.UTC().Format(time.RFC3339))
+		r.markDown(ctx, nodes, coolDownReason(code, until), "CoolDown")
+	}
+	return out
+}
+
+// groupCoolDown returns when the group's capacity cool-down ends (zero if none) and the EC2 code
+// that started it.
+func groupCoolDown(g *config.NodeGroup, nodes map[string]slurm.Node, cool time.Duration) (time.Time, string) {
+	var until time.Time
+	var code string
+	prefix := g.Name() + "-"
+	for name, n := range nodes {
+		if !strings.HasPrefix(name, prefix) || !n.IsDown() || n.ReasonTime.IsZero() {
+			continue
+		}
+		p := ParseReason(n.Reason)
+		if !p.IsCapacity() || p.CoolDown {
+			continue
+		}
+		if end := n.ReasonTime.Add(cool); end.After(until) {
+			until, code = end, p.Code
+		}
+	}
+	return until, code
+}
+
+// markDown sets nodes DOWN with a reason and counts them as failed under code.
+func (r *resumeRun) markDown(ctx context.Context, nodes []string, reason, code string) {
+	r.mu.Lock()
+	r.sum.Failed[code] += len(nodes)
+	r.mu.Unlock()
+	if err := r.d.Slurm.Update(ctx, nodes, slurm.StateDown, reason); err != nil {
+		r.problem(fmt.Errorf("could not set %s DOWN (%s): %w", hostlist.Compress(nodes), reason, err))
+	}
+}
+
+// resumeRegion handles the groups of one (region, profile).
+func (r *resumeRun) resumeRegion(ctx context.Context, k regionKey, groups []*config.NodeGroup, opts ResumeOptions) {
+	d := r.d
+	var all []string
+	for _, g := range groups {
+		all = append(all, r.t.byGroup[g]...)
+	}
+	api, err := d.EC2.Get(ctx, k.region, k.profile)
+	if err != nil {
+		d.log().Error("no EC2 client", "region", k.region, "profile", k.profile, "error", err)
+		r.markDown(ctx, all, reasonPrefix+"EC2 client: "+firstLine(err.Error()), "ClientConfig")
+		return
+	}
+
+	// Instances that already claim a requested node (a node resumed again after a failed
+	// suspend, or a resume retried) are reused, never doubled.
+	live, err := fleet.Describe(ctx, api, k.region,
+		fleet.Filter{Name: "tag:" + fleet.TagCluster, Values: []string{d.Cluster}},
+		fleet.Filter{Name: "tag:" + fleet.TagNodeGroup, Values: groupNames(groups)},
+		fleet.Filter{Name: "instance-state-name", Values: fleet.LiveStates})
+	if err != nil {
+		// Without this we could launch a second instance for a node: refuse and say so.
+		d.log().Error("could not list our live instances; not launching", "region", k.region, "error", err)
+		r.markDown(ctx, all, reasonPrefix+fleet.ErrorCode(err)+" listing instances", fleet.ErrorCode(err))
+		return
+	}
+	claimed, extra := claims(d.Config, all, r.slurm, live)
+	if len(extra) > 0 {
+		d.log().Warn("terminating extra instances claiming the same node", "region", k.region, "instances", extra)
+		if _, _, err := fleet.Terminate(ctx, api, k.region, extra); err != nil {
+			d.log().Error("could not terminate duplicate instances; reconcile will retry", "error", err)
+		}
+	}
+	if len(claimed) > 0 {
+		r.assign(ctx, api, k, claimed, true)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(d.parallel())
+	for _, grp := range groups {
+		var need []string
+		for _, n := range r.t.byGroup[grp] {
+			if _, ok := claimed[n]; !ok {
+				need = append(need, n)
+			}
+		}
+		for i, b := range r.batches(grp, need, opts) {
+			g.Go(func() error {
+				r.launchBatch(gctx, api, k, grp, b, i)
+				return nil
+			})
+		}
+	}
+	_ = g.Wait()
+}
+
+// batch is one CreateFleet worth of nodes.
+type batch struct {
+	nodes        []string
+	allOrNothing bool
+	jobID        int64
+}
+
+// batches splits a group's nodes into CreateFleet calls: per job when the group is all-or-nothing
+// and Slurm said which job each node is for, else as few as MaxFleetTarget allows.
+func (r *resumeRun) batches(g *config.NodeGroup, nodes []string, opts ResumeOptions) []batch {
+	var out []batch
+	rest := nodes
+	if g.AllOrNothing && opts.ResumeFile != nil {
+		_, jobs, err := ParseResumeFile(opts.ResumeFile)
+		if err != nil {
+			r.d.log().Warn("ignoring SLURM_RESUME_FILE; launching without all-or-nothing", "error", err)
+		}
+		left := map[string]bool{}
+		for _, n := range nodes {
+			left[n] = true
+		}
+		for _, j := range jobs {
+			names, err := hostlist.Expand(j.Nodes)
+			if err != nil {
+				r.d.log().Warn("bad node list in SLURM_RESUME_FILE", "job", j.JobID, "error", err)
+				continue
+			}
+			var mine []string
+			for _, n := range names {
+				if left[n] {
+					mine = append(mine, n)
+					delete(left, n)
+				}
+			}
+			if len(mine) > fleet.MaxFleetTarget {
+				r.d.log().Warn("job needs more nodes than one fleet takes; launching it without all-or-nothing",
+					"job", j.JobID, "nodes", len(mine))
+				left2 := mine
+				for len(left2) > 0 {
+					c := min(len(left2), fleet.MaxFleetTarget)
+					out = append(out, batch{nodes: left2[:c], jobID: j.JobID})
+					left2 = left2[c:]
+				}
+				continue
+			}
+			if len(mine) > 0 {
+				out = append(out, batch{nodes: mine, allOrNothing: true, jobID: j.JobID})
+			}
+		}
+		rest = nil
+		for _, n := range nodes {
+			if left[n] {
+				rest = append(rest, n)
+			}
+		}
+	}
+	for len(rest) > 0 {
+		c := min(len(rest), fleet.MaxFleetTarget)
+		out = append(out, batch{nodes: rest[:c]})
+		rest = rest[c:]
+	}
+	return out
+}
+
+// launchBatch runs one CreateFleet, tells Slurm the addresses of what came, and sets the rest DOWN.
+func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k regionKey, g *config.NodeGroup, b batch, i int) {
+	d := r.d
+	spec := r.launchSpec(g, b, i)
+	res, err := fleet.Launch(ctx, api, spec)
+	if err != nil {
+		code := fleet.ErrorCode(err)
+		d.log().Error("CreateFleet failed", "node_group", g.Name(), "nodes", hostlist.Compress(b.nodes), "code", code, "error", err)
+		r.markDown(ctx, b.nodes, reasonPrefix+code+" CreateFleet", code)
+		return
+	}
+	var insts []fleet.Instance
+	if len(res.InstanceIDs) > 0 {
+		insts, err = fleet.DescribeIDs(ctx, api, k.region, res.InstanceIDs, 30*time.Second)
+		if err != nil {
+			// We cannot tell Slurm where these are: take them back rather than leak them.
+			d.log().Error("could not read the new instances' addresses; terminating them", "instances", res.InstanceIDs, "error", err)
+			if _, _, terr := fleet.Terminate(ctx, api, k.region, res.InstanceIDs); terr != nil {
+				d.log().Error("could not terminate; reconcile will remove them as orphans", "error", terr)
+			}
+			r.markDown(ctx, b.nodes, reasonPrefix+fleet.ErrorCode(err)+" DescribeInstances", fleet.ErrorCode(err))
+			return
+		}
+	}
+	slices.SortFunc(insts, func(a, b fleet.Instance) int { return strings.Compare(a.ID, b.ID) })
+	n := min(len(insts), len(b.nodes))
+	got := map[string]fleet.Instance{}
+	for j := 0; j < n; j++ {
+		got[b.nodes[j]] = insts[j]
+	}
+	if extra := insts[n:]; len(extra) > 0 {
+		ids := make([]string, len(extra))
+		for j, in := range extra {
+			ids[j] = in.ID
+		}
+		d.log().Warn("fleet gave more instances than nodes; terminating the extra ones", "instances", ids)
+		if _, _, err := fleet.Terminate(ctx, api, k.region, ids); err != nil {
+			d.log().Error("could not terminate extra instances; reconcile will remove them as orphans", "error", err)
+		}
+	}
+	if len(got) > 0 {
+		r.assign(ctx, api, k, got, false)
+	}
+	if missing := b.nodes[n:]; len(missing) > 0 {
+		fleet.FillZones(ctx, api, res.Errors)
+		reason, code := shortfallReason(res, len(b.nodes), n)
+		d.log().Warn("EC2 did not fill the fleet; nodes set DOWN so their jobs go elsewhere",
+			"node_group", g.Name(), "nodes", hostlist.Compress(missing), "asked", len(b.nodes), "got", n, "reason", reason)
+		r.markDown(ctx, missing, reason, code)
+	}
+}
+
+// shortfallReason picks the EC2 error that explains missing instances: a capacity error first.
+func shortfallReason(res fleet.LaunchResult, asked, got int) (reason, code string) {
+	if len(res.Errors) == 0 {
+		return fmt.Sprintf("%sfleet gave %d of %d instances", reasonPrefix, got, asked), "Shortfall"
+	}
+	best := res.Errors[0]
+	for _, e := range res.Errors {
+		if fleet.ClassOf(e.Code) == fleet.ClassCapacity {
+			best = e
+			break
+		}
+	}
+	return capacityReason(best), best.Code
+}
+
+// assign tells Slurm the addresses of nodes' instances and queues their per-instance tags. When
+// Slurm cannot be told, new instances are terminated (an instance without its node is a leak).
+func (r *resumeRun) assign(ctx context.Context, api fleet.EC2API, k regionKey, got map[string]fleet.Instance, reused bool) {
+	d := r.d
+	nodes := make([]string, 0, len(got))
+	for n := range got {
+		nodes = append(nodes, n)
+	}
+	slices.Sort(nodes)
+	addrs := make([]slurm.Address, 0, len(nodes))
+	for _, n := range nodes {
+		in := got[n]
+		host := in.PrivateDNS
+		if host == "" {
+			host = in.PrivateIP
+		}
+		addrs = append(addrs, slurm.Address{Node: n, Addr: in.PrivateIP, Hostname: host})
+	}
+	if err := d.Slurm.SetAddresses(ctx, addrs); err != nil {
+		r.problem(fmt.Errorf("could not tell Slurm the addresses of %s: %w", hostlist.Compress(nodes), err))
+		if !reused {
+			ids := make([]string, 0, len(nodes))
+			for _, n := range nodes {
+				ids = append(ids, got[n].ID)
+			}
+			if _, _, terr := fleet.Terminate(ctx, api, k.region, ids); terr != nil {
+				d.log().Error("could not terminate instances Slurm does not know; reconcile will remove them as orphans", "error", terr)
+			}
+		}
+		r.mu.Lock()
+		r.sum.Failed["SlurmUpdate"] += len(nodes)
+		r.mu.Unlock()
+		return
+	}
+	var sets []fleet.TagSet
+	for _, n := range nodes {
+		in := got[n]
+		g, _, _ := d.Config.LookupNode(n)
+		tags := instanceTags(g, n, in)
+		if reused && in.Node() == n && len(tags) == 1 {
+			continue // already named
+		}
+		sets = append(sets, fleet.TagSet{InstanceIDs: []string{in.ID}, Tags: tags})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if reused {
+		r.sum.Reused += len(nodes)
+	} else {
+		r.sum.Launched += len(nodes)
+	}
+	r.sum.AddressesKnown = r.d.now().Sub(r.start)
+	r.tags[k] = append(r.tags[k], sets...)
+	for _, n := range nodes {
+		d.log().Debug("node has its instance", "node", n, "instance", got[n].ID, "ip", got[n].PrivateIP, "reused", reused)
+	}
+}
+
+// launchSpec builds the CreateFleet spec of one batch.
+func (r *resumeRun) launchSpec(g *config.NodeGroup, b batch, i int) fleet.LaunchSpec {
+	s := groupSpec(g, r.d.Cluster)
+	h := sha256.Sum256([]byte(r.d.Cluster + "\x00" + g.Name() + "\x00" + strings.Join(b.nodes, ",") + "\x00" + r.runID))
+	s.Count = len(b.nodes)
+	s.AllOrNothing = b.allOrNothing
+	s.ClientToken = fleet.TokenSuffix("slurm-ec2-"+hex.EncodeToString(h[:12]), i)
+	return s
+}
+
+// groupSpec is a node group's launch settings, with the identity and static tags set at launch
+// so no instance ever exists that we cannot find.
+func groupSpec(g *config.NodeGroup, cluster string) fleet.LaunchSpec {
+	tags := []types.Tag{fleet.T(fleet.TagCluster, cluster), fleet.T(fleet.TagNodeGroup, g.Name())}
+	for _, t := range g.Tags {
+		if !isTemplated(t.Value) && t.Key != fleet.TagName && !strings.HasPrefix(t.Key, "slurm-ec2:") {
+			tags = append(tags, fleet.T(t.Key, t.Value))
+		}
+	}
+	return fleet.LaunchSpec{
+		Group:           g.Name(),
+		Spot:            g.IsSpot(),
+		OnDemandOptions: g.OnDemandOptions,
+		SpotOptions:     g.SpotOptions,
+		Template:        g.LaunchTemplateSpecification,
+		Overrides:       g.LaunchTemplateOverrides,
+		SubnetIDs:       g.SubnetIds,
+		Tags:            tags,
+	}
+}
+
+// instanceTags are the per-instance tags: Name = node, and the group's templated tags with
+// {node_name}, {ip_address} and {hostname} filled in for this instance.
+func instanceTags(g *config.NodeGroup, node string, in fleet.Instance) []types.Tag {
+	tags := []types.Tag{fleet.T(fleet.TagName, node)}
+	if g == nil {
+		return tags
+	}
+	rep := strings.NewReplacer("{node_name}", node, "{ip_address}", in.PrivateIP, "{hostname}", in.PrivateDNS)
+	for _, t := range g.Tags {
+		if isTemplated(t.Value) && t.Key != fleet.TagName {
+			tags = append(tags, fleet.T(t.Key, rep.Replace(t.Value)))
+		}
+	}
+	return tags
+}
+
+func isTemplated(v string) bool {
+	return strings.Contains(v, "{node_name}") || strings.Contains(v, "{ip_address}") || strings.Contains(v, "{hostname}")
+}
+
+// claims finds, for each node, the live instance that already claims it: by Name tag, or by its
+// private IP being the node's NodeAddr (the Name tag may not be set yet). When several claim one
+// node, the one Slurm knows (NodeAddr) is kept and the others are returned as extra.
+func claims(cfg *config.Config, nodes []string, sl map[string]slurm.Node, live []fleet.Instance) (claimed map[string]fleet.Instance, extra []string) {
+	want := map[string]bool{}
+	for _, n := range nodes {
+		want[n] = true
+	}
+	all := make([]*slurm.Node, 0, len(sl))
+	for name := range sl {
+		n := sl[name]
+		all = append(all, &n)
+	}
+	ix := newAddrIndex(cfg, all)
+	cands := map[string][]fleet.Instance{}
+	for _, in := range live {
+		if !in.Live() {
+			continue
+		}
+		node := in.Node()
+		if node == "" {
+			node = ix.lookup(in.PrivateIP, in.Group())
+		}
+		if want[node] {
+			cands[node] = append(cands[node], in)
+		}
+	}
+	claimed = map[string]fleet.Instance{}
+	for n, list := range cands {
+		keep := 0
+		for i, in := range list {
+			if in.PrivateIP == sl[n].Addr {
+				keep = i
+			}
+		}
+		claimed[n] = list[keep]
+		for i, in := range list {
+			if i != keep {
+				extra = append(extra, in.ID)
+			}
+		}
+	}
+	return claimed, extra
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 120 {
+		s = s[:120]
+	}
+	return s
+}

@@ -1,0 +1,156 @@
+package burst
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
+)
+
+// StatusRow is one line of `slurm-ec2 status`.
+type StatusRow struct {
+	Node       string    `json:"node"`
+	SlurmState string    `json:"slurm_state"`
+	Reason     string    `json:"reason,omitempty"`
+	Instance   string    `json:"instance,omitempty"`
+	Type       string    `json:"type,omitempty"`
+	AZ         string    `json:"az,omitempty"`
+	Lifecycle  string    `json:"lifecycle,omitempty"`
+	PrivateIP  string    `json:"private_ip,omitempty"`
+	State      string    `json:"instance_state,omitempty"`
+	LaunchTime time.Time `json:"launch_time,omitzero"`
+	Problem    string    `json:"problem,omitempty"`
+}
+
+// Status is the joined view for people and scripts.
+type Status struct {
+	Rows   []StatusRow    `json:"rows"`
+	Totals map[string]int `json:"totals"`
+}
+
+// GetStatus joins both views: one row per node that is not simply powered down, and one per
+// instance no node claims.
+func GetStatus(ctx context.Context, d *Deps) (*Status, error) {
+	v, err := loadView(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	now := d.now()
+	cool := time.Duration(d.Config.CoolDownSeconds) * time.Second
+	st := &Status{Totals: map[string]int{}}
+	st.Totals["nodes"] = len(v.nodes)
+	for i := range v.nodes {
+		n := &v.nodes[i]
+		insts := v.named[n.Name]
+		if n.PoweredDown() && !n.IsDown() && len(insts) == 0 && !n.Has("DRAIN") {
+			st.Totals["powered_down"]++
+			continue
+		}
+		problem := nodeProblem(n, v, now, cool)
+		if len(insts) == 0 {
+			st.Rows = append(st.Rows, StatusRow{Node: n.Name, SlurmState: stateString(n), Reason: n.Reason, Problem: problem})
+		}
+		for _, in := range insts {
+			st.Rows = append(st.Rows, row(n.Name, stateString(n), n.Reason, in, problem))
+		}
+	}
+	named := map[string]bool{}
+	for _, list := range v.named {
+		for _, in := range list {
+			named[in.ID] = true
+		}
+	}
+	for _, in := range v.unclaimed {
+		if named[in.ID] {
+			continue
+		}
+		st.Rows = append(st.Rows, row(in.Node(), "-", "", in, "orphan"))
+	}
+	for _, in := range v.instances {
+		if in.Live() {
+			st.Totals["instances_"+in.Lifecycle]++
+			st.Totals["instances"]++
+		}
+	}
+	for _, r := range st.Rows {
+		if r.Problem != "" {
+			st.Totals["problems"]++
+		}
+	}
+	slices.SortStableFunc(st.Rows, func(a, b StatusRow) int { return strings.Compare(a.Node, b.Node) })
+	return st, nil
+}
+
+func row(node, state, reason string, in fleet.Instance, problem string) StatusRow {
+	return StatusRow{Node: node, SlurmState: state, Reason: reason, Instance: in.ID, Type: in.Type, AZ: in.AZ,
+		Lifecycle: in.Lifecycle, PrivateIP: in.PrivateIP, State: in.State, LaunchTime: in.LaunchTime, Problem: problem}
+}
+
+func stateString(n *slurm.Node) string {
+	return strings.Join(append([]string{n.State}, n.Flags...), "+")
+}
+
+// nodeProblem names what is wrong with a node, "" when nothing is.
+func nodeProblem(n *slurm.Node, v *view, now time.Time, cool time.Duration) string {
+	p := ParseReason(n.Reason)
+	switch {
+	case n.IsDown() && p.IsCapacity():
+		if rule, done := downRule(n, p, now, cool); !done && rule == RuleCoolDownEnd {
+			return "cool-down"
+		}
+		return "cool-down over"
+	case n.IsDown() && (p.Ours || strings.HasPrefix(n.Reason, resumeTimeoutReason)):
+		return "failed resume"
+	case n.IsDown():
+		return "down"
+	case poweredUp(n) && !n.PoweringUp() && len(v.claims[n.Name]) == 0:
+		return "missing instance"
+	case len(v.claims[n.Name]) > 1:
+		return "duplicate"
+	case !poweredUp(n) && len(v.named[n.Name]) > 0:
+		return "instance of powered-down node"
+	}
+	return ""
+}
+
+// WriteTable prints the status as a table with totals at the bottom.
+func (s *Status) WriteTable(w io.Writer, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSLURM STATE\tINSTANCE\tTYPE\tAZ\tLIFECYCLE\tPRIVATE IP\tAGE\tPROBLEM")
+	for _, r := range s.Rows {
+		age := "-"
+		if !r.LaunchTime.IsZero() {
+			age = now.Sub(r.LaunchTime).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(r.Node), r.SlurmState, dash(r.Instance), dash(r.Type),
+			dash(r.AZ), dash(r.Lifecycle), dash(r.PrivateIP), age, dash(r.Problem))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\n%d nodes (%d powered down, %d shown), %d live instances (%d on-demand, %d spot), %d problems\n",
+		s.Totals["nodes"], s.Totals["powered_down"], len(s.Rows), s.Totals["instances"],
+		s.Totals["instances_on-demand"], s.Totals["instances_spot"], s.Totals["problems"])
+	return err
+}
+
+// WriteJSON prints the status as JSON.
+func (s *Status) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func dispatchEnv() (*Env, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return &Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}, &out, &errb
+}
+
+func TestInvokedName(t *testing.T) {
+	tests := map[string]string{
+		"/usr/lib/slurm-ec2/resume": "resume",
+		"/slurm/etc/aws/resume.py":  "resume",
+		"suspend.py":                "suspend",
+		"change_state.py":           "change-state",
+		"/x/generate_conf.py":       "generate-conf",
+		"resume-fail":               "resume-fail",
+		"/usr/bin/slurm-ec2":        "slurm-ec2",
+	}
+	for in, want := range tests {
+		if got := invokedName(in); got != want {
+			t.Errorf("invokedName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestDispatch(t *testing.T) {
+	tests := map[string]struct {
+		argv   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		"no command":      {argv: []string{"slurm-ec2"}, code: ExitUsage, stderr: "usage: slurm-ec2 COMMAND"},
+		"help":            {argv: []string{"slurm-ec2", "help"}, code: ExitOK, stderr: "commands:"},
+		"unknown command": {argv: []string{"slurm-ec2", "resum"}, code: ExitUsage, stderr: `unknown command "resum"`},
+		"version":         {argv: []string{"slurm-ec2", "version"}, code: ExitOK, stdout: "slurm-ec2 "},
+		"--version":       {argv: []string{"slurm-ec2", "--version"}, code: ExitOK, stdout: "slurm-ec2 "},
+		// Through a symlink, argv[1] is the hostlist, not a command.
+		"resume symlink without hostlist":  {argv: []string{"/opt/aws/resume"}, code: ExitUsage, stderr: "usage: slurm-ec2 resume"},
+		"resume.py symlink, two hostlists": {argv: []string{"/opt/aws/resume.py", "a-b-1", "a-b-2"}, code: ExitUsage, stderr: "HOSTLIST"},
+		"suspend bad flag":                 {argv: []string{"slurm-ec2", "suspend", "--nope", "x"}, code: ExitUsage, stderr: "flag provided but not defined"},
+		"reconcile extra arg":              {argv: []string{"change_state.py", "x"}, code: ExitUsage, stderr: "usage: slurm-ec2 reconcile"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			env, out, errb := dispatchEnv()
+			code := Run(context.Background(), env, tc.argv)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tc.code, errb)
+			}
+			if !strings.Contains(out.String(), tc.stdout) {
+				t.Errorf("stdout %q does not contain %q", out, tc.stdout)
+			}
+			if !strings.Contains(errb.String(), tc.stderr) {
+				t.Errorf("stderr %q does not contain %q", errb, tc.stderr)
+			}
+		})
+	}
+}

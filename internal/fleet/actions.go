@@ -1,0 +1,25 @@
+package fleet
+
+// HeadNodeActions are the EC2 API actions slurm-ec2 calls from the head node (resume, suspend,
+// resume-fail, reconcile, status, validate --aws). The IAM policy generator builds its policy from
+// this list, and a test checks that every action the code calls is listed here.
+var HeadNodeActions = []string{
+	"CreateFleet",
+	"RunInstances", // CreateFleet launches through RunInstances and needs the permission
+	"CreateTags",
+	"DescribeInstances",
+	"TerminateInstances",
+	"DescribeLaunchTemplates",
+	"DescribeLaunchTemplateVersions",
+	"DescribeSubnets",
+}
+
+// ComputeNodeActions are the EC2 API actions `slurm-ec2 nodename` may call on a compute node when
+// instance metadata tags are not enabled.
+var ComputeNodeActions = []string{
+	"DescribeTags",
+}
+
+// TaggedActions are the head-node actions that act on existing instances; the IAM policy allows them
+// only on instances that carry this cluster's tag.
+var TaggedActions = []string{"TerminateInstances", "CreateTags"}

@@ -1,0 +1,121 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// AWS limits we batch to.
+const (
+	// MaxIDsPerCall is the most instance ids one TerminateInstances or DescribeInstances
+	// (InstanceIds) call takes, and the largest DescribeInstances page (MaxResults 5..1000).
+	MaxIDsPerCall = 1000
+	// MaxFilterValues is the most values we put in one DescribeInstances filter.
+	MaxFilterValues = 200
+	// MaxTagResources is the most resources one CreateTags call takes.
+	MaxTagResources = 1000
+)
+
+// Filter is one DescribeInstances filter.
+type Filter struct {
+	Name   string
+	Values []string
+}
+
+// Describe returns every instance matching all filters, reading every page (MaxResults 1000).
+// A filter with more than MaxFilterValues values is split into several queries whose results
+// are merged (by instance id).
+func Describe(ctx context.Context, api EC2API, region string, filters ...Filter) ([]Instance, error) {
+	// Split the one filter with too many values, if any (we never build two such filters).
+	split := -1
+	for i, f := range filters {
+		if len(f.Values) > MaxFilterValues {
+			if split >= 0 {
+				return nil, fmt.Errorf("describing instances: two filters exceed %d values", MaxFilterValues)
+			}
+			split = i
+		}
+	}
+	if split < 0 {
+		return describePages(ctx, api, region, filters)
+	}
+	seen := map[string]bool{}
+	var all []Instance
+	vals := filters[split].Values
+	for start := 0; start < len(vals); start += MaxFilterValues {
+		end := min(start+MaxFilterValues, len(vals))
+		fs := append([]Filter(nil), filters...)
+		fs[split] = Filter{Name: filters[split].Name, Values: vals[start:end]}
+		got, err := describePages(ctx, api, region, fs)
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range got {
+			if !seen[in.ID] {
+				seen[in.ID] = true
+				all = append(all, in)
+			}
+		}
+	}
+	return all, nil
+}
+
+func describePages(ctx context.Context, api EC2API, region string, filters []Filter) ([]Instance, error) {
+	in := &ec2.DescribeInstancesInput{MaxResults: aws.Int32(MaxIDsPerCall)}
+	for _, f := range filters {
+		in.Filters = append(in.Filters, types.Filter{Name: aws.String(f.Name), Values: f.Values})
+	}
+	var out []Instance
+	p := ec2.NewDescribeInstancesPaginator(api, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describing instances in %s: %w", region, err)
+		}
+		for _, r := range page.Reservations {
+			for _, i := range r.Instances {
+				out = append(out, fromSDK(region, i))
+			}
+		}
+	}
+	return out, nil
+}
+
+// DescribeIDs returns the instances with these ids, in batches of MaxIDsPerCall. Ids that EC2
+// does not know yet (eventual consistency right after a launch: InvalidInstanceID.NotFound) are
+// asked again with backoff for up to wait.
+func DescribeIDs(ctx context.Context, api EC2API, region string, ids []string, wait time.Duration) ([]Instance, error) {
+	var out []Instance
+	for start := 0; start < len(ids); start += MaxIDsPerCall {
+		batch := ids[start:min(start+MaxIDsPerCall, len(ids))]
+		deadline := time.Now().Add(wait)
+		delay := 200 * time.Millisecond
+		for {
+			res, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: batch})
+			if err == nil {
+				for _, r := range res.Reservations {
+					for _, i := range r.Instances {
+						out = append(out, fromSDK(region, i))
+					}
+				}
+				break
+			}
+			if ClassOf(ErrorCode(err)) != ClassNotFound || time.Now().After(deadline) {
+				return out, fmt.Errorf("describing %d new instances in %s: %w", len(batch), region, err)
+			}
+			select {
+			case <-ctx.Done():
+				return out, errors.Join(err, ctx.Err())
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 2*time.Second)
+		}
+	}
+	return out, nil
+}
