@@ -34,7 +34,9 @@ const benchPartitions = `{"Partitions": [{"PartitionName": "aws", "NodeGroups": 
 ]}]}`
 
 const benchConfig = `{"LogLevel": "INFO", "LogFileName": "/dev/null", "SlurmBinPath": "/usr/bin",
- "ClusterName": "bench", "OrphanGraceSeconds": 300, "CoolDownSeconds": 600}`
+ "ClusterName": "bench", "OrphanGraceSeconds": 300, "CoolDownSeconds": 600,
+ "SlurmConf": {"ResumeProgram": "/usr/lib/slurm-ec2/resume", "SuspendProgram": "/usr/lib/slurm-ec2/suspend",
+  "ResumeRate": 100, "SuspendRate": 100, "ResumeTimeout": 300, "SuspendTime": 350}}`
 
 // benchView builds a reconcile view of 10,000 nodes and 10,000 instances in the shapes a
 // reconcile meets in a busy cluster: most nodes up with their instance (Name-tagged), some up

@@ -24,6 +24,7 @@ const (
 	ActDown      ActionKind = "down"       // set a node DOWN with a reason (its jobs requeue)
 	ActPowerDown ActionKind = "power-down" // POWER_DOWN_FORCE: Slurm suspends the node
 	ActReturn    ActionKind = "return"     // RESUME a DOWN, powered-down node: back to power saving, usable
+	ActDrain     ActionKind = "drain"      // DRAIN a node: no new jobs (its spot instance is about to go)
 )
 
 // Rule names why an action was planned.
@@ -35,6 +36,7 @@ const (
 	RuleVanished     Rule = "instance-gone"   // Slurm thinks the node is up; its instance is gone
 	RuleOrphan       Rule = "orphan"          // our instance, no powered-up node claims it
 	RuleDuplicate    Rule = "duplicate"       // two live instances for one node
+	RuleSpotNotice   Rule = "spot-notice"     // EC2 marked the node\'s spot instance for termination
 )
 
 // Action is one step of a reconcile plan.
@@ -213,6 +215,10 @@ func PlanActions(d *Deps, v *view, now time.Time) []Action {
 					Action{Kind: ActPowerDown, Rule: RuleVanished, Node: n.Name})
 				continue
 			}
+			if len(claims) == 1 && v.marked[claims[0].ID] && !n.Has("DRAIN") {
+				plan = append(plan, Action{Kind: ActDrain, Rule: RuleSpotNotice, Node: n.Name, Instance: claims[0].ID, Region: claims[0].Region,
+					Reason: reasonPrefix + "spot interruption notice for " + claims[0].ID})
+			}
 			fallthrough
 		case poweredUp(n):
 			claims := v.claims[n.Name]
@@ -293,7 +299,8 @@ func vanishedReason(gone []fleet.Instance) string {
 func (d *Deps) act(ctx context.Context, v *view, plan []Action, sum *ReconcileSummary) []error {
 	var errs []error
 	terms := map[string][]string{}
-	var down = map[string][]string{} // reason -> nodes
+	down := map[string][]string{}  // reason -> nodes
+	drain := map[string][]string{} // reason -> nodes
 	var powerDown, ret []string
 	for _, a := range plan {
 		switch a.Kind {
@@ -305,6 +312,8 @@ func (d *Deps) act(ctx context.Context, v *view, plan []Action, sum *ReconcileSu
 			powerDown = append(powerDown, a.Node)
 		case ActReturn:
 			ret = append(ret, a.Node)
+		case ActDrain:
+			drain[a.Reason] = append(drain[a.Reason], a.Node)
 		}
 	}
 	regions := make([]string, 0, len(terms))
@@ -329,22 +338,13 @@ func (d *Deps) act(ctx context.Context, v *view, plan []Action, sum *ReconcileSu
 	}
 	// Many nodes losing their instances at once (a bulk spot interruption) share one reason per
 	// EC2 state reason, so Slurm gets a few calls, not one per node.
-	if len(down) > 20 {
-		merged := map[string][]string{}
-		for reason, nodes := range down {
-			r := reason
-			if i := strings.LastIndex(reason, " ("); i > 0 {
-				r = reasonPrefix + "instance gone" + reason[i:]
-			}
-			merged[r] = append(merged[r], nodes...)
+	down = mergeReasons(down, func(r string) string {
+		if i := strings.LastIndex(r, " ("); i > 0 {
+			return reasonPrefix + "instance gone" + r[i:]
 		}
-		down = merged
-	}
-	reasons := make([]string, 0, len(down))
-	for r := range down {
-		reasons = append(reasons, r)
-	}
-	slices.Sort(reasons)
+		return r
+	})
+	drain = mergeReasons(drain, func(string) string { return reasonPrefix + "spot interruption notice" })
 	update := func(nodes []string, st slurm.State, reason string) {
 		if len(nodes) == 0 {
 			return
@@ -355,10 +355,35 @@ func (d *Deps) act(ctx context.Context, v *view, plan []Action, sum *ReconcileSu
 			errs = append(errs, fmt.Errorf("setting %s %s: %w", hostlist.Compress(nodes), st, err))
 		}
 	}
-	for _, r := range reasons {
+	for _, r := range sortedKeysOf(down) {
 		update(down[r], slurm.StateDown, r)
+	}
+	for _, r := range sortedKeysOf(drain) {
+		update(drain[r], slurm.StateDrain, r)
 	}
 	update(powerDown, slurm.StatePowerDownForce, "")
 	update(ret, slurm.StateResume, "")
 	return errs
+}
+
+// mergeReasons folds per-node reasons into shared ones when many nodes need the same change.
+func mergeReasons(byReason map[string][]string, general func(string) string) map[string][]string {
+	if len(byReason) <= 20 {
+		return byReason
+	}
+	merged := map[string][]string{}
+	for r, nodes := range byReason {
+		g := general(r)
+		merged[g] = append(merged[g], nodes...)
+	}
+	return merged
+}
+
+func sortedKeysOf(m map[string][]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -291,3 +291,35 @@ func TestReconcileWritesMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestReconcileDrainsNodeOnSpotInterruptionNotice(t *testing.T) {
+	e := newTestEnv(t, "")
+	ctx := context.Background()
+	if _, err := Resume(ctx, e.deps, "aws-spot-[0-1]", ResumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.Set("aws-spot-0", up)
+	e.fake.Set("aws-spot-1", up)
+	id := e.live()["aws-spot-0"][0].InstanceID
+	if err := e.sim.SpotInterrupt([]string{id}, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Reconcile(ctx, e.deps, reconcileOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := e.fake.Node("aws-spot-0")
+	if !n.Has("DRAIN") || n.Reason != "slurm-ec2: spot interruption notice for "+id {
+		t.Fatalf("aws-spot-0: flags %v reason %q, want drained for the notice", n.Flags, n.Reason)
+	}
+	if other := e.fake.Node("aws-spot-1"); other.Has("DRAIN") {
+		t.Fatal("a node without a notice was drained")
+	}
+	if sum.Actions["drain/spot-notice"] != 1 {
+		t.Errorf("actions %v", sum.Actions)
+	}
+	// Drained once; the next pass does not drain again.
+	if plan := planOf(t, e); len(plan) != 0 {
+		t.Errorf("second pass plans %v", plan)
+	}
+}

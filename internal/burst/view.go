@@ -25,6 +25,7 @@ type view struct {
 	gone      map[string][]fleet.Instance // node -> shutting-down/terminated instances named for it
 	unclaimed []fleet.Instance            // live instances no powered-up node claims
 	apis      map[string]fleet.EC2API     // region -> client
+	marked    map[string]bool             // instances with a spot interruption notice
 	cfg       *config.Config
 }
 
@@ -40,7 +41,7 @@ func loadView(ctx context.Context, d *Deps) (*view, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading Slurm's nodes: %w", err)
 	}
-	v := &view{cfg: d.Config, byName: map[string]*slurm.Node{}, claims: map[string][]fleet.Instance{}, named: map[string][]fleet.Instance{}, gone: map[string][]fleet.Instance{}, apis: map[string]fleet.EC2API{}}
+	v := &view{cfg: d.Config, marked: map[string]bool{}, byName: map[string]*slurm.Node{}, claims: map[string][]fleet.Instance{}, named: map[string][]fleet.Instance{}, gone: map[string][]fleet.Instance{}, apis: map[string]fleet.EC2API{}}
 	for _, n := range all {
 		if _, _, ok := d.Config.LookupNode(n.Name); ok {
 			v.nodes = append(v.nodes, n)
@@ -64,8 +65,18 @@ func loadView(ctx context.Context, d *Deps) (*view, error) {
 			if err != nil {
 				return err
 			}
+			var marked map[string]bool
+			if slices.ContainsFunc(insts, func(in fleet.Instance) bool { return in.Live() && in.Lifecycle == "spot" }) {
+				if marked, err = fleet.SpotMarked(gctx, api, k.region); err != nil {
+					// Notices only let us drain early; the instance-gone rule still holds.
+					d.log().Warn("could not read spot interruption notices", "region", k.region, "error", err)
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
+			for id := range marked {
+				v.marked[id] = true
+			}
 			v.apis[k.region] = api
 			v.instances = append(v.instances, insts...)
 			return nil

@@ -43,6 +43,7 @@ var actions = map[string]handler{
 	"DescribeSubnets":                (*Sim).describeSubnets,
 	"DescribeAvailabilityZones":      (*Sim).describeAvailabilityZones,
 	"DescribeInstanceTypes":          (*Sim).describeInstanceTypes,
+	"DescribeSpotInstanceRequests":   (*Sim).describeSpotInstanceRequests,
 }
 
 // credentialRE pulls access key and region from a SigV4 Authorization header.

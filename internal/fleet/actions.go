@@ -12,6 +12,7 @@ var HeadNodeActions = []string{
 	"DescribeLaunchTemplates",
 	"DescribeLaunchTemplateVersions",
 	"DescribeSubnets",
+	"DescribeSpotInstanceRequests", // reconcile: spot interruption notices
 }
 
 // ComputeNodeActions are the EC2 API actions `slurm-ec2 nodename` may call on a compute node when

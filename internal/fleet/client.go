@@ -26,6 +26,7 @@ type EC2API interface {
 	TerminateInstances(ctx context.Context, in *ec2.TerminateInstancesInput, opts ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
 	DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
 	DescribeLaunchTemplates(ctx context.Context, in *ec2.DescribeLaunchTemplatesInput, opts ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
+	DescribeSpotInstanceRequests(ctx context.Context, in *ec2.DescribeSpotInstanceRequestsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSpotInstanceRequestsOutput, error)
 }
 
 var _ EC2API = (*ec2.Client)(nil)
@@ -189,5 +190,16 @@ func (l *logged) DescribeLaunchTemplates(ctx context.Context, in *ec2.DescribeLa
 	start := time.Now()
 	out, err := l.api.DescribeLaunchTemplates(ctx, in, opts...)
 	l.done(ctx, "DescribeLaunchTemplates", start, err)
+	return out, err
+}
+
+func (l *logged) DescribeSpotInstanceRequests(ctx context.Context, in *ec2.DescribeSpotInstanceRequestsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSpotInstanceRequestsOutput, error) {
+	start := time.Now()
+	out, err := l.api.DescribeSpotInstanceRequests(ctx, in, opts...)
+	n := 0
+	if out != nil {
+		n = len(out.SpotInstanceRequests)
+	}
+	l.done(ctx, "DescribeSpotInstanceRequests", start, err, "requests", n)
 	return out, err
 }
