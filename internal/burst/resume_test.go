@@ -350,3 +350,48 @@ func TestStaleNodeAddrNeverClaimsAnotherNodesInstance(t *testing.T) {
 		t.Fatal("suspending the node that owns the instance did not terminate it")
 	}
 }
+
+// A job in an all-or-nothing group gets all its nodes or none; another job is not held back.
+func TestResumeAllOrNothingPerJob(t *testing.T) {
+	e := newTestEnv(t, `, "NodeGroupOptions": {"aws-spot": {"AllOrNothing": true}}`)
+	// Three spot instances per AZ at most: a 4-node job cannot fit in one AZ, a 2-node job can.
+	for _, az := range []string{"us-east-1a", "us-east-1b"} {
+		for _, typ := range []string{"c5.xlarge", "c4.xlarge"} {
+			capacity := 2
+			if typ == "c4.xlarge" {
+				capacity = 1
+			}
+			if err := e.sim.SetCapacity(typ, az, "spot", capacity); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	resumeFile := []byte(`{"all_nodes_resume":"aws-spot-[0-5]","jobs":[
+		{"job_id":10,"nodes_alloc":"aws-spot-[0-3]","nodes_resume":"aws-spot-[0-3]","partition":"aws"},
+		{"job_id":11,"nodes_alloc":"aws-spot-[4-5]","nodes_resume":"aws-spot-[4-5]","partition":"aws"}]}`)
+	sum, err := Resume(context.Background(), e.deps, "aws-spot-[0-5]", ResumeOptions{ResumeFile: resumeFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := e.live()
+	for i := 0; i < 4; i++ {
+		n := fmt.Sprintf("aws-spot-%d", i)
+		if len(live[n]) != 0 {
+			t.Errorf("job 10's %s got an instance though the job could not get all 4", n)
+		}
+		if node := e.fake.Node(n); !node.IsDown() || !strings.Contains(node.Reason, "slurm-ec2: ") {
+			t.Errorf("job 10's %s: %s %q, want DOWN with EC2's reason", n, node.State, node.Reason)
+		}
+	}
+	for _, n := range []string{"aws-spot-4", "aws-spot-5"} {
+		if len(live[n]) != 1 {
+			t.Errorf("job 11's %s has %d instances, want 1", n, len(live[n]))
+		}
+	}
+	if az4, az5 := live["aws-spot-4"][0].AvailabilityZone, live["aws-spot-5"][0].AvailabilityZone; az4 != az5 {
+		t.Errorf("job 11 spread over %s and %s, want one AZ", az4, az5)
+	}
+	if sum.Launched != 2 || sum.FailedTotal() != 4 {
+		t.Errorf("summary %+v", sum)
+	}
+}

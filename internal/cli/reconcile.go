@@ -12,9 +12,12 @@ func runReconcile(ctx context.Context, env *Env, args []string) error {
 	dir := addConfigFlag(fs)
 	dry := fs.Bool("dry-run", false, "print the plan, change nothing")
 	force := fs.Bool("force", false, "act even if this host is not the primary slurmctld")
+	timeout := addTimeoutFlag(fs, defaultRunTimeout)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
 	if fs.NArg() != 0 {
 		return usagef("usage: slurm-ec2 reconcile [--config-dir DIR] [--dry-run] [--force]")
 	}

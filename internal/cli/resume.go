@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -62,24 +63,39 @@ func (e *configError) Error() string { return e.err.Error() }
 func (e *configError) Unwrap() error { return e.err }
 func (e *configError) ExitCode() int { return ExitUsage }
 
-// hostlistCommand parses `CMD [--config-dir DIR] HOSTLIST`.
-func hostlistCommand(env *Env, name string, args []string) (configDir, hostlist string, err error) {
+// Default bounds on a whole run: every EC2 and Slurm call has its own timeout too, and the
+// instances of a run cut short are orphans that reconcile removes.
+const (
+	defaultResumeTimeout = 30 * time.Minute // large resumes spend most of it pacing Name tags
+	defaultRunTimeout    = 10 * time.Minute
+)
+
+// addTimeoutFlag registers --timeout.
+func addTimeoutFlag(fs *flag.FlagSet, def time.Duration) *time.Duration {
+	return fs.Duration("timeout", def, "give up after this long (in-flight work is cleaned up by reconcile)")
+}
+
+// hostlistCommand parses `CMD [--config-dir DIR] [--timeout D] HOSTLIST`.
+func hostlistCommand(env *Env, name string, args []string, def time.Duration) (configDir, hostlist string, timeout time.Duration, err error) {
 	fs := newFlagSet(env, name)
 	dir := addConfigFlag(fs)
+	to := addTimeoutFlag(fs, def)
 	if err := parseFlags(fs, args); err != nil {
-		return "", "", err
+		return "", "", 0, err
 	}
 	if fs.NArg() != 1 {
-		return "", "", usagef("usage: slurm-ec2 %s [--config-dir DIR] HOSTLIST (one Slurm hostlist expression, e.g. aws-spot-[0-3])", name)
+		return "", "", 0, usagef("usage: slurm-ec2 %s [--config-dir DIR] [--timeout D] HOSTLIST (one Slurm hostlist expression, e.g. aws-spot-[0-3])", name)
 	}
-	return *dir, fs.Arg(0), nil
+	return *dir, fs.Arg(0), *to, nil
 }
 
 func runResume(ctx context.Context, env *Env, args []string) error {
-	dir, expr, err := hostlistCommand(env, "resume", args)
+	dir, expr, timeout, err := hostlistCommand(env, "resume", args, defaultResumeTimeout)
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	s, err := openSession(env, dir)
 	if err != nil {
 		return err
@@ -99,10 +115,12 @@ func runResume(ctx context.Context, env *Env, args []string) error {
 }
 
 func runSuspend(ctx context.Context, env *Env, args []string) error {
-	dir, expr, err := hostlistCommand(env, "suspend", args)
+	dir, expr, timeout, err := hostlistCommand(env, "suspend", args, defaultRunTimeout)
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	s, err := openSession(env, dir)
 	if err != nil {
 		return err
@@ -113,10 +131,12 @@ func runSuspend(ctx context.Context, env *Env, args []string) error {
 }
 
 func runResumeFail(ctx context.Context, env *Env, args []string) error {
-	dir, expr, err := hostlistCommand(env, "resume-fail", args)
+	dir, expr, timeout, err := hostlistCommand(env, "resume-fail", args, defaultRunTimeout)
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	s, err := openSession(env, dir)
 	if err != nil {
 		return err
