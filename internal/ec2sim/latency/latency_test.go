@@ -3,7 +3,9 @@ package latency_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,6 +83,37 @@ func TestJitterDeterministicBySeed(t *testing.T) {
 	}
 	if !differ {
 		t.Error("different seeds gave identical sequences")
+	}
+}
+
+// TestConcurrentDrawsSameMultiset: concurrent callers share one seeded sequence, so they get the
+// same set of durations as one caller, in some order.
+func TestConcurrentDrawsSameMultiset(t *testing.T) {
+	const n = 400
+	seq := latency.AWS().WithSeed(3)
+	var want []time.Duration
+	for i := 0; i < n; i++ {
+		want = append(want, seq.For("DescribeInstances", 10))
+	}
+	conc := latency.AWS().WithSeed(3)
+	var mu sync.Mutex
+	var got []time.Duration
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Go(func() {
+			for i := 0; i < n/8; i++ {
+				d := conc.For("DescribeInstances", 10)
+				mu.Lock()
+				got = append(got, d)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(want, got) {
+		t.Fatal("concurrent draws differ from the sequential draws of the same seed")
 	}
 }
 

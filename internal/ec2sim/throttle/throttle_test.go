@@ -172,6 +172,8 @@ func TestMinDurationExamples(t *testing.T) {
 		"two 1000-instance launches":    {rep(throttle.Call{Action: "CreateFleet", N: 1000}, 2), 500 * time.Second},
 		"RunInstances 7 calls":          {rep(throttle.Call{Action: "RunInstances", N: 1}, 7), time.Second},
 		"impossible launch":             {[]throttle.Call{{Action: "RunInstances", N: 1001}}, throttle.Never},
+		"fractional refill 4/0.3 x5":    {rep(throttle.Call{Action: "CreateVpcEndpoint"}, 5), 3333333334 * time.Nanosecond},
+		"launch then terminate 1000":    {[]throttle.Call{{Action: "CreateFleet", N: 1000}, {Action: "TerminateInstances", N: 1000}, {Action: "RunInstances", N: 10}}, 5 * time.Second},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
