@@ -88,7 +88,15 @@ type testEnv struct {
 // through the real loader. extra is merged into config.json.
 func newTestEnv(t *testing.T, extra string) *testEnv {
 	t.Helper()
-	sim := ec2sim.New(ec2sim.Options{Seed: 42})
+	e := &testEnv{t: t}
+	// One clock for the head node and EC2: tests move both forward by setting e.now.
+	clock := func() time.Time {
+		if e.now.IsZero() {
+			return time.Now()
+		}
+		return e.now
+	}
+	sim := ec2sim.New(ec2sim.Options{Seed: 42, Now: clock})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 
@@ -114,7 +122,7 @@ func newTestEnv(t *testing.T, extra string) *testEnv {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 
-	e := &testEnv{t: t, sim: sim, url: srv.URL, fake: fake, cfg: cfg}
+	e.sim, e.url, e.fake, e.cfg = sim, srv.URL, fake, cfg
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.deps = &Deps{
 		Config:  cfg,
@@ -125,12 +133,7 @@ func newTestEnv(t *testing.T, extra string) *testEnv {
 		LockDir: dir,
 		// ec2sim does not throttle by default; pacing to EC2's rate is measured in benchmarks.
 		TagsPerSecond: 2000,
-		Now: func() time.Time {
-			if e.now.IsZero() {
-				return time.Now()
-			}
-			return e.now
-		},
+		Now:           clock,
 	}
 	return e
 }

@@ -237,7 +237,7 @@ func PlanActions(d *Deps, v *view, now time.Time) []Action {
 		if handled[in.ID] {
 			continue
 		}
-		if age := now.Sub(in.LaunchTime); age < grace {
+		if age := now.Add(v.skew[in.Region]).Sub(in.LaunchTime); age < grace {
 			continue // may be a resume in flight, or a node booting
 		}
 		why := "no powered-up node claims it"

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -26,6 +27,7 @@ type view struct {
 	unclaimed []fleet.Instance            // live instances no powered-up node claims
 	apis      map[string]fleet.EC2API     // region -> client
 	marked    map[string]bool             // instances with a spot interruption notice
+	skew      map[string]time.Duration    // region -> EC2's clock minus ours (launch times are EC2's)
 	cfg       *config.Config
 }
 
@@ -41,7 +43,7 @@ func loadView(ctx context.Context, d *Deps) (*view, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading Slurm's nodes: %w", err)
 	}
-	v := &view{cfg: d.Config, marked: map[string]bool{}, byName: map[string]*slurm.Node{}, claims: map[string][]fleet.Instance{}, named: map[string][]fleet.Instance{}, gone: map[string][]fleet.Instance{}, apis: map[string]fleet.EC2API{}}
+	v := &view{cfg: d.Config, marked: map[string]bool{}, skew: map[string]time.Duration{}, byName: map[string]*slurm.Node{}, claims: map[string][]fleet.Instance{}, named: map[string][]fleet.Instance{}, gone: map[string][]fleet.Instance{}, apis: map[string]fleet.EC2API{}}
 	for _, n := range all {
 		if _, _, ok := d.Config.LookupNode(n.Name); ok {
 			v.nodes = append(v.nodes, n)
@@ -61,9 +63,18 @@ func loadView(ctx context.Context, d *Deps) (*view, error) {
 			if err != nil {
 				return fmt.Errorf("EC2 client for %s: %w", k.region, err)
 			}
-			insts, err := fleet.Describe(gctx, api, k.region, fleet.Filter{Name: "tag:" + fleet.TagCluster, Values: []string{d.Cluster}})
+			insts, ec2Now, err := fleet.DescribeAt(gctx, api, k.region, fleet.Filter{Name: "tag:" + fleet.TagCluster, Values: []string{d.Cluster}})
 			if err != nil {
 				return err
+			}
+			var skew time.Duration
+			if !ec2Now.IsZero() {
+				// The Date header has whole seconds: ignore differences below that.
+				if skew = ec2Now.Sub(d.now()); skew > -2*time.Second && skew < 2*time.Second {
+					skew = 0
+				} else if skew > time.Minute || skew < -time.Minute {
+					d.log().Warn("this host's clock and EC2's differ; measuring instance ages on EC2's clock", "region", k.region, "ec2_minus_local", skew.Round(time.Second))
+				}
 			}
 			var marked map[string]bool
 			if slices.ContainsFunc(insts, func(in fleet.Instance) bool { return in.Live() && in.Lifecycle == "spot" }) {
@@ -74,6 +85,7 @@ func loadView(ctx context.Context, d *Deps) (*view, error) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			v.skew[k.region] = skew
 			for id := range marked {
 				v.marked[id] = true
 			}

@@ -59,6 +59,8 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := s.uuid()
 	s.mu.Unlock()
 	w.Header().Set("X-Amzn-Requestid", reqID)
+	// EC2's own clock, as a real endpoint's Date header is (clients compare it with theirs).
+	w.Header().Set("Date", s.opts.Now().UTC().Format(http.TimeFormat))
 
 	req, body, err := query.ReadRequest(r)
 	if err != nil {

@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -32,12 +37,19 @@ type Filter struct {
 // A filter with more than MaxFilterValues values is split into several queries whose results
 // are merged (by instance id).
 func Describe(ctx context.Context, api EC2API, region string, filters ...Filter) ([]Instance, error) {
+	insts, _, err := DescribeAt(ctx, api, region, filters...)
+	return insts, err
+}
+
+// DescribeAt is Describe, also returning EC2's clock as its answer's Date header gave it (zero
+// if absent): launch times are EC2's, so ages must be measured against EC2's clock, not ours.
+func DescribeAt(ctx context.Context, api EC2API, region string, filters ...Filter) ([]Instance, time.Time, error) {
 	// Split the one filter with too many values, if any (we never build two such filters).
 	split := -1
 	for i, f := range filters {
 		if len(f.Values) > MaxFilterValues {
 			if split >= 0 {
-				return nil, fmt.Errorf("describing instances: two filters exceed %d values", MaxFilterValues)
+				return nil, time.Time{}, fmt.Errorf("describing instances: two filters exceed %d values", MaxFilterValues)
 			}
 			split = i
 		}
@@ -45,6 +57,7 @@ func Describe(ctx context.Context, api EC2API, region string, filters ...Filter)
 	if split < 0 {
 		return describePages(ctx, api, region, filters)
 	}
+	var at time.Time
 	seen := map[string]bool{}
 	var all []Instance
 	vals := filters[split].Values
@@ -52,9 +65,12 @@ func Describe(ctx context.Context, api EC2API, region string, filters ...Filter)
 		end := min(start+MaxFilterValues, len(vals))
 		fs := append([]Filter(nil), filters...)
 		fs[split] = Filter{Name: filters[split].Name, Values: vals[start:end]}
-		got, err := describePages(ctx, api, region, fs)
+		got, t, err := describePages(ctx, api, region, fs)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
+		}
+		if at.IsZero() {
+			at = t
 		}
 		for _, in := range got {
 			if !seen[in.ID] {
@@ -63,20 +79,24 @@ func Describe(ctx context.Context, api EC2API, region string, filters ...Filter)
 			}
 		}
 	}
-	return all, nil
+	return all, at, nil
 }
 
-func describePages(ctx context.Context, api EC2API, region string, filters []Filter) ([]Instance, error) {
+func describePages(ctx context.Context, api EC2API, region string, filters []Filter) ([]Instance, time.Time, error) {
 	in := &ec2.DescribeInstancesInput{MaxResults: aws.Int32(MaxIDsPerCall)}
 	for _, f := range filters {
 		in.Filters = append(in.Filters, types.Filter{Name: aws.String(f.Name), Values: f.Values})
 	}
 	var out []Instance
+	var at time.Time
 	p := ec2.NewDescribeInstancesPaginator(api, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("describing instances in %s: %w", region, err)
+			return nil, time.Time{}, fmt.Errorf("describing instances in %s: %w", region, err)
+		}
+		if at.IsZero() {
+			at = serverTime(page.ResultMetadata)
 		}
 		for _, r := range page.Reservations {
 			for _, i := range r.Instances {
@@ -84,7 +104,20 @@ func describePages(ctx context.Context, api EC2API, region string, filters []Fil
 			}
 		}
 	}
-	return out, nil
+	return out, at, nil
+}
+
+// serverTime reads the Date header of an SDK answer.
+func serverTime(md middleware.Metadata) time.Time {
+	resp, ok := awsmiddleware.GetRawResponse(md).(*smithyhttp.Response)
+	if !ok || resp == nil {
+		return time.Time{}
+	}
+	t, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 // DescribeIDs returns the instances with these ids, in batches of MaxIDsPerCall. Ids that EC2
