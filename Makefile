@@ -52,3 +52,12 @@ demo: ## one-command demo on a fresh Debian machine (root): installs Slurm, buil
 	test/e2e/demo.sh
 
 include deploy/dist.mk
+
+faults: ## fault matrix against ec2sim + fake Slurm (SIGKILL, throttling, 5xx, skew...): prints cases, faults, invariant
+	@mkdir -p $(BIN); rm -f $(BIN)/faults-table.txt; rc=0; \
+	  $(GO) test -count=1 -timeout 15m ./test/faults/ -args -table $(CURDIR)/$(BIN)/faults-table.txt > $(BIN)/faults.out 2>&1 || rc=$$?; \
+	  grep -E '^(--- FAIL|FAIL|ok|panic)|invariant: ' $(BIN)/faults.out || true; \
+	  cat $(BIN)/faults-table.txt 2>/dev/null || tail -50 $(BIN)/faults.out; exit $$rc
+
+bench: build ## resume/suspend 1..5,000 nodes and reconcile 10,000 against ec2sim with EC2's latency and throttling (~15 min): BENCHMARKS.md, docs/bench.svg
+	$(GO) run ./bench -bin $(BIN)/slurm-ec2 $(BENCH_FLAGS)
