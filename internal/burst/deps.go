@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
@@ -120,7 +121,7 @@ func (d *Deps) resolve(expr string) (*target, error) {
 	}
 	slices.SortFunc(t.groups, func(a, b *config.NodeGroup) int { return order[a] - order[b] })
 	if len(t.unknown) > 0 {
-		d.log().Error("nodes not defined in partitions.json; skipped", "nodes", hostlist.Compress(t.unknown), "count", len(t.unknown))
+		d.log().Error("nodes not defined in partitions.json; skipped", "nodes", nodeList(t.unknown), "count", len(t.unknown))
 	}
 	return t, nil
 }
@@ -150,4 +151,17 @@ func groupNames(groups []*config.NodeGroup) []string {
 		out[i] = g.Name()
 	}
 	return out
+}
+
+// maxListInMessage bounds a node list in a log line or an error: a hostile or huge argument must
+// not turn into a 70 KB log line.
+const maxListInMessage = 300
+
+// nodeList is a node list for messages: compressed, and cut at maxListInMessage bytes.
+func nodeList(names []string) string {
+	s := hostlist.Compress(names)
+	if len(s) > maxListInMessage {
+		s = fmt.Sprintf("%s...(%d nodes, %d bytes)", strings.ToValidUTF8(s[:maxListInMessage], ""), len(names), len(s))
+	}
+	return s
 }

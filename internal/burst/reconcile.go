@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
-	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
 
@@ -352,7 +351,7 @@ func (d *Deps) act(ctx context.Context, v *view, plan []Action, sum *ReconcileSu
 		slices.Sort(nodes)
 		sum.SlurmCalls++
 		if err := d.Slurm.Update(ctx, nodes, st, reason); err != nil {
-			errs = append(errs, fmt.Errorf("setting %s %s: %w", hostlist.Compress(nodes), st, err))
+			errs = append(errs, fmt.Errorf("setting %s %s: %w", nodeList(nodes), st, err))
 		}
 	}
 	for _, r := range sortedKeysOf(down) {

@@ -165,7 +165,7 @@ func (r *resumeRun) skipCoolingDown(ctx context.Context) []*config.NodeGroup {
 		}
 		nodes := r.t.byGroup[g]
 		r.d.log().Warn("node group cooling down after EC2 had no capacity; nodes set DOWN without launching",
-			"node_group", g.Name(), "nodes", hostlist.Compress(nodes), "code", code, "until", until.UTC().Format(time.RFC3339))
+			"node_group", g.Name(), "nodes", nodeList(nodes), "code", code, "until", until.UTC().Format(time.RFC3339))
 		r.markDown(ctx, nodes, coolDownReason(code, until), "CoolDown")
 	}
 	return out
@@ -198,7 +198,7 @@ func (r *resumeRun) markDown(ctx context.Context, nodes []string, reason, code s
 	r.sum.Failed[code] += len(nodes)
 	r.mu.Unlock()
 	if err := r.d.Slurm.Update(ctx, nodes, slurm.StateDown, reason); err != nil {
-		r.problem(fmt.Errorf("could not set %s DOWN (%s): %w", hostlist.Compress(nodes), reason, err))
+		r.problem(fmt.Errorf("could not set %s DOWN (%s): %w", nodeList(nodes), reason, err))
 	}
 }
 
@@ -329,7 +329,7 @@ func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k regionK
 	res, err := fleet.Launch(ctx, api, spec)
 	if err != nil {
 		code := fleet.ErrorCode(err)
-		d.log().Error("CreateFleet failed", "node_group", g.Name(), "nodes", hostlist.Compress(b.nodes), "code", code, "error", err)
+		d.log().Error("CreateFleet failed", "node_group", g.Name(), "nodes", nodeList(b.nodes), "code", code, "error", err)
 		r.markDown(ctx, b.nodes, reasonPrefix+code+" CreateFleet", code)
 		return
 	}
@@ -369,7 +369,7 @@ func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k regionK
 		fleet.FillZones(ctx, api, res.Errors)
 		reason, code := shortfallReason(res, len(b.nodes), n)
 		d.log().Warn("EC2 did not fill the fleet; nodes set DOWN so their jobs go elsewhere",
-			"node_group", g.Name(), "nodes", hostlist.Compress(missing), "asked", len(b.nodes), "got", n, "reason", reason)
+			"node_group", g.Name(), "nodes", nodeList(missing), "asked", len(b.nodes), "got", n, "reason", reason)
 		r.markDown(ctx, missing, reason, code)
 	}
 }
@@ -408,7 +408,7 @@ func (r *resumeRun) assign(ctx context.Context, api fleet.EC2API, k regionKey, g
 		addrs = append(addrs, slurm.Address{Node: n, Addr: in.PrivateIP, Hostname: host})
 	}
 	if err := d.Slurm.SetAddresses(ctx, addrs); err != nil {
-		r.problem(fmt.Errorf("could not tell Slurm the addresses of %s: %w", hostlist.Compress(nodes), err))
+		r.problem(fmt.Errorf("could not tell Slurm the addresses of %s: %w", nodeList(nodes), err))
 		if !reused {
 			ids := make([]string, 0, len(nodes))
 			for _, n := range nodes {

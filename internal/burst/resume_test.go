@@ -395,3 +395,13 @@ func TestResumeAllOrNothingPerJob(t *testing.T) {
 		t.Errorf("summary %+v", sum)
 	}
 }
+
+func TestNodeListInMessagesIsBounded(t *testing.T) {
+	long := strings.Repeat("x", 70000)
+	if got := nodeList([]string{long}); len(got) > maxListInMessage+60 || !strings.Contains(got, "(1 nodes, 70000 bytes)") {
+		t.Fatalf("nodeList of a 70,000-byte name: %d bytes: %.80q", len(got), got)
+	}
+	if got := nodeList([]string{"aws-spot-1", "aws-spot-2"}); got != "aws-spot-[1-2]" {
+		t.Fatalf("short list changed: %q", got)
+	}
+}

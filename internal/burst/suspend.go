@@ -14,7 +14,6 @@ import (
 
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
-	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
 
@@ -58,12 +57,12 @@ func ResumeFail(ctx context.Context, d *Deps, expr string) (*SuspendSummary, err
 	}
 	if len(with) > 0 {
 		if uerr := d.Slurm.Update(ctx, with, slurm.StateDown, reasonPrefix+"resume failed (node did not register in time); instance terminated"); uerr != nil {
-			errs = append(errs, fmt.Errorf("could not leave a reason on %s: %w", hostlist.Compress(with), uerr))
+			errs = append(errs, fmt.Errorf("could not leave a reason on %s: %w", nodeList(with), uerr))
 		}
 	}
 	if len(without) > 0 {
 		if uerr := d.Slurm.Update(ctx, without, slurm.StateDown, reasonPrefix+"resume failed (node did not register in time); no instance found"); uerr != nil {
-			errs = append(errs, fmt.Errorf("could not leave a reason on %s: %w", hostlist.Compress(without), uerr))
+			errs = append(errs, fmt.Errorf("could not leave a reason on %s: %w", nodeList(without), uerr))
 		}
 	}
 	return &sum.SuspendSummary, errors.Join(errs...)
@@ -141,7 +140,7 @@ func terminateNodes(ctx context.Context, d *Deps, expr, verb string) (*terminate
 	}
 	sum.NoInstance = len(none)
 	if len(none) > 0 {
-		d.log().Info("nodes had no live instance", "nodes", hostlist.Compress(none), "count", len(none))
+		d.log().Info("nodes had no live instance", "nodes", nodeList(none), "count", len(none))
 	}
 	sum.Duration = d.now().Sub(start)
 	d.log().Info(verb+" done", "asked", sum.Asked, "terminated", sum.Terminated, "no_instance", sum.NoInstance,
