@@ -90,8 +90,15 @@ func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*Res
 		return r.finish()
 	}
 
-	// Slurm's view: NodeAddr of the nodes (to find instances a node already has) and the reasons
-	// that record capacity cool-downs. One call for every node.
+	// The group locks cover "find existing instances, launch, tell Slurm": a concurrent suspend,
+	// resume or reconcile of the same group sees either none of it or all of it.
+	unlock, err := d.lockGroups(ctx, groupNames(t.groups))
+	if err != nil {
+		return nil, err
+	}
+
+	// Slurm's view, read under the locks: NodeAddr of the nodes (to find instances a node already
+	// has) and the reasons that record capacity cool-downs. One call for every node.
 	r.slurm = map[string]slurm.Node{}
 	if nodes, err := d.Slurm.Nodes(ctx); err != nil {
 		log.Warn("could not read Slurm's nodes; checking EC2 tags only for existing instances", "error", err)
@@ -99,13 +106,6 @@ func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*Res
 		for _, n := range nodes {
 			r.slurm[n.Name] = n
 		}
-	}
-
-	// The group locks cover "find existing instances, launch, tell Slurm": a concurrent suspend,
-	// resume or reconcile of the same group sees either none of it or all of it.
-	unlock, err := d.lockGroups(ctx, groupNames(t.groups))
-	if err != nil {
-		return nil, err
 	}
 	groups := r.skipCoolingDown(ctx)
 	keys, perRegion := byRegion(groups)

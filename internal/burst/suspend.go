@@ -89,6 +89,14 @@ func terminateNodes(ctx context.Context, d *Deps, expr, verb string) (*terminate
 	var errs []error
 
 	if len(t.groups) > 0 {
+		// Under the group locks, a resume of these nodes is either finished (its addresses are
+		// in Slurm) or not started.
+		unlock, err := d.lockGroups(ctx, groupNames(t.groups))
+		if err != nil {
+			return nil, nil, err
+		}
+		defer unlock()
+
 		// NodeAddr of each node: the instance's private IP, known to Slurm before the Name tag is.
 		// Every node is read (one call) so that a stale address shared with another node is
 		// recognised as ambiguous rather than matched.
@@ -105,12 +113,6 @@ func terminateNodes(ctx context.Context, d *Deps, expr, verb string) (*terminate
 		for _, n := range all {
 			addrs[n.Name] = n.Addr
 		}
-		unlock, err := d.lockGroups(ctx, groupNames(t.groups))
-		if err != nil {
-			return nil, nil, err
-		}
-		defer unlock()
-
 		keys, perRegion := byRegion(t.groups)
 		var mu sync.Mutex
 		g, gctx := errgroup.WithContext(ctx)
