@@ -168,10 +168,10 @@ func TestSIGKILL(t *testing.T) {
 			e.note("2 instances terminated by someone else; SIGKILL reconcile before scontrol update returned")
 		}},
 		{"reconcile/in-TerminateInstances", func(e *env) {
-			// The reconcile child reads real time: launch in the virtual past, so its instances
-			// are past the orphan grace for it.
-			e.clk.Advance(-(orphanGrace + time.Minute))
+			// Reconcile measures instance ages on EC2's clock (its Date header): move EC2's
+			// clock past the orphan grace after the launch.
 			bootNodes(e, "aws-ondemand-[0-3]")
+			e.clk.Advance(orphanGrace + time.Minute)
 			e.fake.Set("aws-ondemand-3", func(n *fakeslurm.Node) { n.Flags = append(n.Flags, "POWERED_DOWN"); n.Addr = n.Name })
 			e.lat.set("TerminateInstances", 30*time.Second)
 			c := e.start("reconcile", "--force")
