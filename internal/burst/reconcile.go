@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
 
@@ -35,7 +36,8 @@ const (
 	RuleVanished     Rule = "instance-gone"   // Slurm thinks the node is up; its instance is gone
 	RuleOrphan       Rule = "orphan"          // our instance, no powered-up node claims it
 	RuleDuplicate    Rule = "duplicate"       // two live instances for one node
-	RuleSpotNotice   Rule = "spot-notice"     // EC2 marked the node\'s spot instance for termination
+	RuleSpotNotice   Rule = "spot-notice"     // EC2 marked the node's spot instance for termination
+	RuleLeftWaiting  Rule = "resume-died"     // a resume died after launching: its nodes wait for nothing
 )
 
 // Action is one step of a reconcile plan.
@@ -178,6 +180,7 @@ func PlanActions(d *Deps, v *view, now time.Time) []Action {
 	cool := time.Duration(d.Config.CoolDownSeconds) * time.Second
 	grace := time.Duration(d.Config.OrphanGraceSeconds) * time.Second
 	handled := map[string]bool{} // instances already given an action
+	waiting := map[string]bool{} // nodes a dead resume left waiting
 	terminate := func(in fleet.Instance, rule Rule, node, why string) {
 		if handled[in.ID] {
 			return
@@ -244,6 +247,26 @@ func PlanActions(d *Deps, v *view, now time.Time) []Action {
 			why = "its node " + in.Node() + " is powered down"
 		}
 		terminate(in, RuleOrphan, in.Node(), why)
+		// A resume that died between CreateFleet and telling Slurm leaves its nodes powering up
+		// with nothing behind them until ResumeTimeout; the fleet's launch tag names them. Set
+		// them DOWN now (their jobs requeue) and power them down.
+		if in.Node() != "" {
+			continue
+		}
+		names, err := hostlist.Expand(in.Tags[fleet.TagLaunchedFor])
+		if err != nil {
+			continue
+		}
+		for _, name := range names {
+			n := v.byName[name]
+			if n == nil || waiting[name] || !n.PoweringUp() || n.IsDown() || len(v.claims[name]) > 0 {
+				continue
+			}
+			waiting[name] = true
+			plan = append(plan,
+				Action{Kind: ActDown, Rule: RuleLeftWaiting, Node: name, Reason: reasonPrefix + "resume did not finish; its instance " + in.ID + " never reached Slurm"},
+				Action{Kind: ActPowerDown, Rule: RuleLeftWaiting, Node: name})
+		}
 	}
 	return plan
 }
@@ -352,6 +375,20 @@ func (d *Deps) act(ctx context.Context, v *view, plan []Action, sum *ReconcileSu
 		sum.SlurmCalls++
 		if err := d.Slurm.Update(ctx, nodes, st, reason); err != nil {
 			errs = append(errs, fmt.Errorf("setting %s %s: %w", nodeList(nodes), st, err))
+		}
+	}
+	// Nodes that never had an address get the placeholder before they are set DOWN or powered
+	// down, so slurmctld does not try to resolve their names (see markDown in resume.go).
+	var unaddressed []string
+	for _, a := range plan {
+		if n := v.byName[a.Node]; (a.Kind == ActDown || a.Kind == ActPowerDown) && n != nil && (n.Addr == "" || n.Addr == n.Name) && !slices.Contains(unaddressed, n.Name) {
+			unaddressed = append(unaddressed, n.Name)
+		}
+	}
+	if len(unaddressed) > 0 {
+		sum.SlurmCalls++
+		if err := d.Slurm.SetAddresses(ctx, placeholderAddresses(unaddressed)); err != nil {
+			errs = append(errs, fmt.Errorf("setting the placeholder address of %s: %w", nodeList(unaddressed), err))
 		}
 	}
 	for _, r := range sortedKeysOf(down) {

@@ -323,3 +323,43 @@ func TestReconcileDrainsNodeOnSpotInterruptionNotice(t *testing.T) {
 		t.Errorf("second pass plans %v", plan)
 	}
 }
+
+// resume died after CreateFleet: the instances are orphans, and the nodes they were for wait,
+// powering up, for nothing. One reconcile (past the grace period) ends both.
+func TestReconcileEndsNodesLeftWaitingByADeadResume(t *testing.T) {
+	e := newTestEnv(t, `, "OrphanGraceSeconds": 60`)
+	ids := e.launchRaw("us-east-1", "subnet-11111111", 2, map[string]string{
+		fleet.TagCluster: testCluster, fleet.TagNodeGroup: "aws-spot", fleet.TagLaunchedFor: "aws-spot-[7-8]"})
+	for _, n := range []string{"aws-spot-7", "aws-spot-8"} {
+		e.fake.Set(n, func(n *slurm.Node) {
+			n.State, n.Flags = "MIXED", []string{"CLOUD", "NOT_RESPONDING", "POWERING_UP"}
+		})
+	}
+	// Within the grace period nothing happens: this could be a resume in flight.
+	if plan := planOf(t, e); len(plan) != 0 {
+		t.Fatalf("within the grace period: %v", plan)
+	}
+	e.now = time.Now().Add(2 * time.Minute)
+	sum, err := Reconcile(context.Background(), e.deps, reconcileOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if in, _ := e.sim.Instance(id); in.State == "running" {
+			t.Errorf("orphan %s still running", id)
+		}
+	}
+	for _, name := range []string{"aws-spot-7", "aws-spot-8"} {
+		n := e.fake.Node(name)
+		if !n.IsDown() || !strings.Contains(n.Reason, "resume did not finish") || !n.PoweredDown() {
+			t.Errorf("%s: %s %v %q, want DOWN, powered down, with the reason", name, n.State, n.Flags, n.Reason)
+		}
+	}
+	if sum.Actions["down/resume-died"] != 2 || sum.Actions["terminate/orphan"] != 2 {
+		t.Errorf("actions %v", sum.Actions)
+	}
+	// Other powering-up nodes are not touched.
+	if n := e.fake.Node("aws-spot-6"); n.IsDown() {
+		t.Errorf("aws-spot-6 touched")
+	}
+}

@@ -130,6 +130,10 @@ func TestResumePartialCapacityThenCoolDown(t *testing.T) {
 			if !strings.HasPrefix(n.Reason, "slurm-ec2: InsufficientInstanceCapacity c5.xlarge us-east-1") {
 				t.Errorf("%s reason %q, want the EC2 code, type and AZ", n.Name, n.Reason)
 			}
+			// A literal address: slurmctld must not try to resolve the node's name.
+			if n.Addr != placeholderAddr {
+				t.Errorf("%s DOWN with NodeAddr %q, want %s", n.Name, n.Addr, placeholderAddr)
+			}
 		} else if n.Addr == n.Name {
 			t.Errorf("%s is neither DOWN nor addressed", n.Name)
 		}
@@ -206,8 +210,18 @@ func TestResumeFailTerminatesAndLeavesReason(t *testing.T) {
 	if _, err := Resume(ctx, e.deps, "aws-spot-[0-1]", ResumeOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ResumeFail(ctx, e.deps, "aws-spot-[0-2]"); err != nil {
+	// Slurm calls ResumeFailProgram after marking the nodes DOWN at ResumeTimeout; aws-spot-3
+	// was meanwhile returned to service by a reconcile and must stay so.
+	for _, n := range []string{"aws-spot-0", "aws-spot-1", "aws-spot-2"} {
+		e.fake.Set(n, func(n *slurm.Node) {
+			n.State, n.Flags, n.Reason, n.ReasonTime = "DOWN", []string{"CLOUD", "POWERED_DOWN"}, "ResumeTimeout reached", time.Now()
+		})
+	}
+	if _, err := ResumeFail(ctx, e.deps, "aws-spot-[0-3]"); err != nil {
 		t.Fatalf("resume-fail: %v", err)
+	}
+	if n := e.fake.Node("aws-spot-3"); n.IsDown() {
+		t.Errorf("aws-spot-3 was returned to service and resume-fail set it DOWN again: %q", n.Reason)
 	}
 	if live := e.live(); len(live) != 0 {
 		t.Fatalf("instances left after resume-fail: %v", sortedKeys(live))

@@ -45,6 +45,11 @@ func ResumeFail(ctx context.Context, d *Deps, expr string) (*SuspendSummary, err
 	}
 	var with, without []string
 	for _, n := range sum.nodes {
+		if st, known := sum.slurm[n]; known && !st.IsDown() {
+			// Returned to service meanwhile (a reconcile ran at ResumeTimeout too): do not
+			// take it down again.
+			continue
+		}
 		if _, ok := found[n]; ok {
 			with = append(with, n)
 		} else {
@@ -70,7 +75,8 @@ func ResumeFail(ctx context.Context, d *Deps, expr string) (*SuspendSummary, err
 
 type terminateSummary struct {
 	SuspendSummary
-	nodes []string // our nodes of the request
+	nodes []string              // our nodes of the request
+	slurm map[string]slurm.Node // Slurm's view of every node, read under the locks (nil if unread)
 }
 
 // terminateNodes finds the live instances of the nodes, within our cluster tag only, and
@@ -110,8 +116,14 @@ func terminateNodes(ctx context.Context, d *Deps, expr, verb string) (*terminate
 		}
 		ix := newAddrIndex(d.Config, nodes)
 		addrs := map[string]string{}
+		if err == nil {
+			sum.slurm = map[string]slurm.Node{}
+		}
 		for _, n := range all {
 			addrs[n.Name] = n.Addr
+			if sum.slurm != nil {
+				sum.slurm[n.Name] = n
+			}
 		}
 		keys, perRegion := byRegion(t.groups)
 		var mu sync.Mutex

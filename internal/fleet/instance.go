@@ -12,6 +12,9 @@ const (
 	TagCluster   = "slurm-ec2:cluster"    // ClusterName: scopes everything we own
 	TagNodeGroup = "slurm-ec2:node-group" // <partition>-<nodegroup>
 	TagName      = "Name"                 // the Slurm node name, set after launch
+	// TagLaunchedFor is the hostlist of the nodes a fleet was launched for (at launch, when it
+	// fits a tag value): reconcile's clue to nodes left waiting by a resume that died.
+	TagLaunchedFor = "slurm-ec2:launched-for"
 )
 
 // Instance is what slurm-ec2 needs to know of an EC2 instance.

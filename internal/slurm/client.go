@@ -137,6 +137,42 @@ func (c *Client) run(ctx context.Context, prog string, args ...string) ([]byte, 
 	return stdout.Bytes(), &CommandError{Args: argv, ExitCode: code, Stderr: se, Err: err}
 }
 
+// updateAttempts bounds the tries of an `scontrol update`. Updates are idempotent (they set
+// absolute values), and a busy slurmctld answers "Socket timed out on send/recv operation" while
+// it holds its locks (observed in the end-to-end tests when it resolves unresolvable node
+// names): such an update is worth another try, a refused one is not.
+const updateAttempts = 3
+
+// transient reports errors of scontrol that a retry may cure: slurmctld busy or unreachable.
+func transient(err error) bool {
+	var ce *CommandError
+	if !errors.As(err, &ce) || ce.ExitCode < 0 {
+		return false
+	}
+	for _, s := range []string{"Socket timed out", "Unable to contact slurm controller", "Connection refused", "Resource temporarily unavailable"} {
+		if strings.Contains(ce.Stderr, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// update runs an idempotent `scontrol update`, retrying transient failures with a short backoff.
+func (c *Client) update(ctx context.Context, args ...string) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		if _, err = c.run(ctx, "scontrol", append([]string{"update"}, args...)...); err == nil || attempt == updateAttempts || !transient(err) {
+			return err
+		}
+		c.logger().WarnContext(ctx, "scontrol update failed; retrying", "attempt", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * time.Second):
+		}
+	}
+}
+
 // Nodes returns every node slurmctld reports, with one `scontrol -o show
 // nodes` exec whatever the cluster size. Powered-down cloud nodes are
 // included only with PrivateData=cloud in slurm.conf (see package doc).
@@ -219,7 +255,7 @@ func (c *Client) SetAddresses(ctx context.Context, addrs []Address) error {
 				hs[i] = a.Addr
 			}
 		}
-		_, err := c.run(ctx, "scontrol", "update",
+		err := c.update(ctx,
 			"nodename="+strings.Join(ns, ","),
 			"nodeaddr="+strings.Join(as, ","),
 			"nodehostname="+strings.Join(hs, ","))
@@ -287,12 +323,12 @@ func (c *Client) Update(ctx context.Context, names []string, state State, reason
 		reason = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(reason)
 	}
 	for _, b := range c.batches(names, "") {
-		args := []string{"update", "nodename=" + strings.Join(b, ","), "state=" + string(state)}
+		args := []string{"nodename=" + strings.Join(b, ","), "state=" + string(state)}
 		if reason != "" {
 			// One argv element: no shell, so spaces and quotes need no escaping.
 			args = append(args, "reason="+reason)
 		}
-		if _, err := c.run(ctx, "scontrol", args...); err != nil {
+		if err := c.update(ctx, args...); err != nil {
 			return fmt.Errorf("setting %s to %s: %w", summarize(b), state, err)
 		}
 	}

@@ -256,12 +256,14 @@ func TestTimeoutKillsHungScontrol(t *testing.T) {
 
 func TestFailFault(t *testing.T) {
 	f := fakeslurm.New(t, "aws-spot-[0-3]")
-	f.SetFaults(fakeslurm.Faults{Fail: map[string]int{"update": 2}, ExitCode: 3, Stderr: "slurm_update error: Socket timed out on send/recv operation"})
+	// A refusal (not a busy controller: that is retried, see TestUpdateRetriesTransientFailures)
+	// surfaces with its exit status and stderr.
+	f.SetFaults(fakeslurm.Faults{Fail: map[string]int{"update": 2}, ExitCode: 3, Stderr: "slurm_update error: Invalid node state specified"})
 	c := &slurm.Client{BinDir: f.BinDir}
 	for i := range 2 {
 		err := c.Update(context.Background(), []string{"aws-spot-0"}, slurm.StateResume, "")
 		var ce *slurm.CommandError
-		if !errors.As(err, &ce) || ce.ExitCode != 3 || !strings.Contains(ce.Stderr, "Socket timed out") {
+		if !errors.As(err, &ce) || ce.ExitCode != 3 || !strings.Contains(ce.Stderr, "Invalid node state specified") {
 			t.Fatalf("call %d: err = %v", i, err)
 		}
 	}
@@ -353,5 +355,26 @@ func TestConfig(t *testing.T) {
 	}
 	if !slurm.CloudNodesVisible(cfg) || cfg["SLURM_VERSION"] != "22.05.8" {
 		t.Errorf("cfg = %v", cfg)
+	}
+}
+
+// A busy slurmctld times out an update; the client tries again, and gives up on a refusal.
+func TestUpdateRetriesTransientFailures(t *testing.T) {
+	f := fakeslurm.New(t, "aws-spot-[0-3]")
+	c := &slurm.Client{BinDir: f.BinDir, Timeout: 10 * time.Second}
+	f.SetFaults(fakeslurm.Faults{Fail: map[string]int{"update": 2}, Stderr: "slurm_update error: Socket timed out on send/recv operation"})
+	if err := c.SetAddresses(context.Background(), []slurm.Address{{Node: "aws-spot-1", Addr: "10.1.0.9"}}); err != nil {
+		t.Fatalf("transient failures not retried: %v", err)
+	}
+	if n := f.Node("aws-spot-1"); n.Addr != "10.1.0.9" {
+		t.Fatalf("address not set: %q", n.Addr)
+	}
+	f.SetFaults(fakeslurm.Faults{Fail: map[string]int{"update": 1}, Stderr: "slurm_update error: Invalid node name specified"})
+	f.ResetCalls()
+	if err := c.Update(context.Background(), []string{"aws-spot-1"}, slurm.StateDown, "x"); err == nil {
+		t.Fatal("a refused update succeeded")
+	}
+	if n := len(f.Calls()); n != 1 {
+		t.Fatalf("a refused update was tried %d times, want 1", n)
 	}
 }
