@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,6 +67,17 @@ func (d *Deps) log() *slog.Logger {
 		return d.Log
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// resumeTimeout is Slurm's ResumeTimeout as config.json's SlurmConf gives it (Slurm's default,
+// 60 s, when it does not).
+func (d *Deps) resumeTimeout() time.Duration {
+	if v, ok := config.Lookup(d.Config.SlurmConf, "ResumeTimeout"); ok {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return time.Duration(n) * time.Second
+		}
+	}
+	return 60 * time.Second
 }
 
 func (d *Deps) parallel() int {

@@ -120,20 +120,25 @@ func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*Res
 	_ = g.Wait()
 	unlock()
 
-	// Name and templated tags, paced to EC2's CreateTags rate, after Slurm knows every address.
-	lim := fleet.NewTagLimiter(d.TagsPerSecond)
+	// Name and templated tags, after Slurm knows every address: paced to EC2's CreateTags rate,
+	// which is per region, so regions are tagged at the same time, each with its own pace.
+	tg, tctx := errgroup.WithContext(ctx)
 	for k, sets := range r.tags {
-		api, err := d.EC2.Get(ctx, k.region, k.profile)
-		if err != nil {
-			log.Warn("no EC2 client for tagging", "region", k.region, "error", err)
-			continue
-		}
-		failed, err := fleet.ApplyTags(ctx, api, sets, lim)
-		if err != nil {
-			// The nodes work without their Name tag: suspend and reconcile also match NodeAddr.
-			log.Warn("could not tag some instances with their node names", "region", k.region, "instances", len(failed), "error", err)
-		}
+		tg.Go(func() error {
+			api, err := d.EC2.Get(tctx, k.region, k.profile)
+			if err != nil {
+				log.Warn("no EC2 client for tagging", "region", k.region, "error", err)
+				return nil
+			}
+			failed, err := fleet.ApplyTags(tctx, api, sets, fleet.NewTagLimiter(d.TagsPerSecond))
+			if err != nil {
+				// The nodes work without their Name tag: suspend and reconcile also match NodeAddr.
+				log.Warn("could not tag some instances with their node names", "region", k.region, "instances", len(failed), "error", err)
+			}
+			return nil
+		})
 	}
+	_ = tg.Wait()
 	return r.finish()
 }
 
@@ -335,7 +340,7 @@ func (r *resumeRun) batches(g *config.NodeGroup, nodes []string, opts ResumeOpti
 func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k regionKey, g *config.NodeGroup, b batch, i int) {
 	d := r.d
 	spec := r.launchSpec(g, b, i)
-	res, err := fleet.Launch(ctx, api, spec)
+	res, err := r.launch(ctx, api, spec)
 	if err != nil {
 		code := fleet.ErrorCode(err)
 		d.log().Error("CreateFleet failed", "node_group", g.Name(), "nodes", nodeList(b.nodes), "code", code, "error", err)
@@ -380,6 +385,30 @@ func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k regionK
 		d.log().Warn("EC2 did not fill the fleet; nodes set DOWN so their jobs go elsewhere",
 			"node_group", g.Name(), "nodes", nodeList(missing), "asked", len(b.nodes), "got", n, "reason", reason)
 		r.markDown(ctx, missing, reason, code, true)
+	}
+}
+
+// launch runs one CreateFleet, and keeps asking while EC2 throttles it. EC2 limits launches by
+// request rate and by instances launched per region (a bucket refilled at a few instances a
+// second), so a burst of thousands outlasts the SDK's own retries. The same ClientToken makes
+// every try the same request: a fleet is never launched twice. It gives up at the launch
+// deadline: half of ResumeTimeout after the resume started, leaving the other half to boot.
+func (r *resumeRun) launch(ctx context.Context, api fleet.EC2API, spec fleet.LaunchSpec) (fleet.LaunchResult, error) {
+	deadline := r.start.Add(r.d.resumeTimeout() / 2)
+	wait := 5 * time.Second
+	for {
+		res, err := fleet.Launch(ctx, api, spec)
+		if err == nil || fleet.ClassOf(fleet.ErrorCode(err)) != fleet.ClassThrottle || !r.d.now().Add(wait).Before(deadline) {
+			return res, err
+		}
+		r.d.log().Warn("EC2 still throttles CreateFleet; waiting for its launch budget to refill",
+			"node_group", spec.Group, "instances", spec.Count, "wait", wait)
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
 	}
 }
 

@@ -67,6 +67,7 @@ func TestResumeMixedGroupsTwoRegionsThenSuspend(t *testing.T) {
 	}
 
 	e.sim.ResetCounters()
+	e.fake.ResetCalls()
 	ssum, err := Suspend(ctx, e.deps, "aws-spot-[0-4],west-node-1")
 	if err != nil {
 		t.Fatalf("suspend: %v", err)
@@ -91,6 +92,10 @@ func TestResumeMixedGroupsTwoRegionsThenSuspend(t *testing.T) {
 	}
 	if n := e.callsOf("DescribeInstances"); n != 2 {
 		t.Errorf("DescribeInstances calls = %d, want 2 (one per region)", n)
+	}
+	// Every instance had its Name tag: Slurm's NodeAddr was not needed.
+	if calls := e.fake.Calls(); len(calls) != 0 {
+		t.Errorf("suspend ran scontrol %d times, want 0: %v", len(calls), calls[0].Argv)
 	}
 }
 
@@ -417,5 +422,28 @@ func TestNodeListInMessagesIsBounded(t *testing.T) {
 	}
 	if got := nodeList([]string{"aws-spot-1", "aws-spot-2"}); got != "aws-spot-[1-2]" {
 		t.Fatalf("short list changed: %q", got)
+	}
+}
+
+// Throttling that outlasts the SDK's retries is waited out (same ClientToken), within the
+// launch deadline, instead of failing the nodes.
+func TestResumeWaitsOutLongThrottling(t *testing.T) {
+	e := newTestEnv(t, "")
+	// The test clients make 8 attempts per call: 9 throttled answers exhaust the first call.
+	if err := e.sim.InjectFault(ec2sim.Fault{Action: "CreateFleet", Rate: 1, Code: "RequestLimitExceeded", Count: 9}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Resume(context.Background(), e.deps, "aws-spot-[0-3]", ResumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Launched != 4 || sum.FailedTotal() != 0 {
+		t.Fatalf("summary %+v, want 4 launched after waiting", sum)
+	}
+	if c := e.sim.Counters()["CreateFleet"]; c.Errors["RequestLimitExceeded"] != 9 || c.Total != 10 {
+		t.Errorf("CreateFleet counters %+v", c)
+	}
+	if n := len(e.live()); n != 4 {
+		t.Errorf("%d instances, want 4", n)
 	}
 }

@@ -28,7 +28,7 @@ type SuspendSummary struct {
 
 // Suspend terminates the instances of the nodes of the hostlist expr (SuspendProgram).
 func Suspend(ctx context.Context, d *Deps, expr string) (*SuspendSummary, error) {
-	sum, _, err := terminateNodes(ctx, d, expr, "suspend")
+	sum, _, err := terminateNodes(ctx, d, expr, "suspend", false)
 	if sum == nil {
 		return nil, err
 	}
@@ -39,7 +39,7 @@ func Suspend(ctx context.Context, d *Deps, expr string) (*SuspendSummary, error)
 // Slurm calls it at ResumeTimeout and does not call SuspendProgram for them) and leaves each node
 // a reason saying so. Reconcile later returns the nodes to power saving.
 func ResumeFail(ctx context.Context, d *Deps, expr string) (*SuspendSummary, error) {
-	sum, found, err := terminateNodes(ctx, d, expr, "resume-fail")
+	sum, found, err := terminateNodes(ctx, d, expr, "resume-fail", true)
 	if sum == nil {
 		return nil, err
 	}
@@ -79,9 +79,21 @@ type terminateSummary struct {
 	slurm map[string]slurm.Node // Slurm's view of every node, read under the locks (nil if unread)
 }
 
+// regionFind is the instances found in one (region, profile) for the nodes asked.
+type regionFind struct {
+	k      regionKey
+	api    fleet.EC2API
+	groups []*config.NodeGroup
+	nodes  []string
+	insts  []fleet.Instance
+	err    error
+}
+
 // terminateNodes finds the live instances of the nodes, within our cluster tag only, and
-// terminates them. It returns, per node, the instance ids it terminated.
-func terminateNodes(ctx context.Context, d *Deps, expr, verb string) (*terminateSummary, map[string][]string, error) {
+// terminates them. It returns, per node, the instance ids it terminated. Instances are found by
+// their Name tag first; Slurm's NodeAddr is read (one call, every node) only when a node has no
+// named instance, or when needStates asks for Slurm's view anyway.
+func terminateNodes(ctx context.Context, d *Deps, expr, verb string, needStates bool) (*terminateSummary, map[string][]string, error) {
 	start := d.now()
 	t, err := d.resolve(expr)
 	if err != nil {
@@ -103,48 +115,61 @@ func terminateNodes(ctx context.Context, d *Deps, expr, verb string) (*terminate
 		}
 		defer unlock()
 
-		// NodeAddr of each node: the instance's private IP, known to Slurm before the Name tag is.
-		// Every node is read (one call) so that a stale address shared with another node is
-		// recognised as ambiguous rather than matched.
-		all, err := d.Slurm.Nodes(ctx)
-		if err != nil {
-			d.log().Warn("could not read NodeAddr from Slurm; finding instances by Name tag only", "error", err)
-		}
-		nodes := make([]*slurm.Node, len(all))
-		for i := range all {
-			nodes[i] = &all[i]
-		}
-		ix := newAddrIndex(d.Config, nodes)
-		addrs := map[string]string{}
-		if err == nil {
-			sum.slurm = map[string]slurm.Node{}
-		}
-		for _, n := range all {
-			addrs[n.Name] = n.Addr
-			if sum.slurm != nil {
-				sum.slurm[n.Name] = n
-			}
-		}
 		keys, perRegion := byRegion(t.groups)
-		var mu sync.Mutex
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(d.parallel())
-		for _, k := range keys {
-			g.Go(func() error {
-				got, n, err := terminateRegion(gctx, d, k, perRegion[k], t, addrs, ix)
-				mu.Lock()
-				defer mu.Unlock()
-				for node, ids := range got {
-					found[node] = append(found[node], ids...)
+		finds := make([]*regionFind, len(keys))
+		for i, k := range keys {
+			f := &regionFind{k: k, groups: perRegion[k]}
+			for _, g := range f.groups {
+				f.nodes = append(f.nodes, t.byGroup[g]...)
+			}
+			finds[i] = f
+		}
+		eachRegion(ctx, d, finds, func(ctx context.Context, f *regionFind) {
+			if f.api, f.err = d.EC2.Get(ctx, f.k.region, f.k.profile); f.err == nil {
+				f.insts, f.err = findByName(ctx, d, f)
+			}
+		})
+
+		// Nodes without a named instance may have one not yet named (a resume still tagging):
+		// Slurm's NodeAddr finds it.
+		var ix *addrIndex
+		addrs := map[string]string{}
+		if needStates || anyUnnamed(finds) {
+			all, err := d.Slurm.Nodes(ctx)
+			if err != nil {
+				d.log().Warn("could not read NodeAddr from Slurm; finding instances by Name tag only", "error", err)
+			} else {
+				sum.slurm = map[string]slurm.Node{}
+			}
+			ptrs := make([]*slurm.Node, len(all))
+			for i := range all {
+				ptrs[i] = &all[i]
+				addrs[all[i].Name] = all[i].Addr
+				if sum.slurm != nil {
+					sum.slurm[all[i].Name] = all[i]
 				}
-				sum.Terminated += n
-				if err != nil {
-					errs = append(errs, err)
+			}
+			ix = newAddrIndex(d.Config, ptrs)
+			eachRegion(ctx, d, finds, func(ctx context.Context, f *regionFind) {
+				if f.err == nil && len(f.nodes) <= fleet.MaxFilterValues {
+					f.err = findByAddress(ctx, d, f, addrs)
 				}
-				return nil
 			})
 		}
-		_ = g.Wait()
+
+		var mu sync.Mutex
+		eachRegion(ctx, d, finds, func(ctx context.Context, f *regionFind) {
+			got, n, err := terminateFound(ctx, d, f, ix)
+			mu.Lock()
+			defer mu.Unlock()
+			for node, ids := range got {
+				found[node] = append(found[node], ids...)
+			}
+			sum.Terminated += n
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
 	}
 	var none []string
 	for _, n := range sum.nodes {
@@ -162,29 +187,104 @@ func terminateNodes(ctx context.Context, d *Deps, expr, verb string) (*terminate
 	return sum, found, errors.Join(errs...)
 }
 
-// terminateRegion finds and terminates the live instances of nodes in one (region, profile).
-func terminateRegion(ctx context.Context, d *Deps, k regionKey, groups []*config.NodeGroup, t *target, addrs map[string]string, ix *addrIndex) (map[string][]string, int, error) {
-	api, err := d.EC2.Get(ctx, k.region, k.profile)
-	if err != nil {
-		return nil, 0, fmt.Errorf("EC2 client for %s: %w", k.region, err)
+// eachRegion runs fn for every region at once, bounded by d.parallel().
+func eachRegion(ctx context.Context, d *Deps, finds []*regionFind, fn func(context.Context, *regionFind)) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(d.parallel())
+	for _, f := range finds {
+		g.Go(func() error {
+			fn(gctx, f)
+			return nil
+		})
 	}
-	var nodes []string
-	for _, g := range groups {
-		nodes = append(nodes, t.byGroup[g]...)
+	_ = g.Wait()
+}
+
+// anyUnnamed reports whether a node lacks a named instance, or an unnamed instance turned up.
+func anyUnnamed(finds []*regionFind) bool {
+	for _, f := range finds {
+		named := map[string]bool{}
+		for _, in := range f.insts {
+			if in.Node() == "" {
+				return true
+			}
+			named[in.Node()] = true
+		}
+		for _, n := range f.nodes {
+			if !named[n] {
+				return true
+			}
+		}
 	}
-	live, err := findInstances(ctx, d, api, k.region, groups, nodes, addrs)
+	return false
+}
+
+func clusterFilters(d *Deps) []fleet.Filter {
+	return []fleet.Filter{
+		{Name: "tag:" + fleet.TagCluster, Values: []string{d.Cluster}},
+		{Name: "instance-state-name", Values: fleet.LiveStates},
+	}
+}
+
+// findByName lists the live instances of our cluster named for the nodes, in as few
+// DescribeInstances calls as the filter limits allow: one by Name tag when the nodes fit in one
+// filter, else every live instance of the node groups, page by page.
+func findByName(ctx context.Context, d *Deps, f *regionFind) ([]fleet.Instance, error) {
+	if len(f.nodes) > fleet.MaxFilterValues {
+		return fleet.Describe(ctx, f.api, f.k.region, append(clusterFilters(d), fleet.Filter{Name: "tag:" + fleet.TagNodeGroup, Values: groupNames(f.groups)})...)
+	}
+	return fleet.Describe(ctx, f.api, f.k.region, append(clusterFilters(d), fleet.Filter{Name: "tag:" + fleet.TagName, Values: f.nodes})...)
+}
+
+// findByAddress adds the live instances whose private IP is the NodeAddr of a node that has no
+// named instance.
+func findByAddress(ctx context.Context, d *Deps, f *regionFind, addrs map[string]string) error {
+	named := map[string]bool{}
+	for _, in := range f.insts {
+		named[in.Node()] = true
+	}
+	var ips []string
+	for _, n := range f.nodes {
+		if a := addrs[n]; !named[n] && a != "" && a != n && isIP(a) {
+			ips = append(ips, a)
+		}
+	}
+	if len(ips) == 0 {
+		return nil
+	}
+	byIP, err := fleet.Describe(ctx, f.api, f.k.region, append(clusterFilters(d),
+		fleet.Filter{Name: "tag:" + fleet.TagNodeGroup, Values: groupNames(f.groups)},
+		fleet.Filter{Name: "private-ip-address", Values: ips})...)
 	if err != nil {
-		return nil, 0, err
+		return err
+	}
+	seen := map[string]bool{}
+	for _, in := range f.insts {
+		seen[in.ID] = true
+	}
+	for _, in := range byIP {
+		if !seen[in.ID] {
+			f.insts = append(f.insts, in)
+		}
+	}
+	return nil
+}
+
+// terminateFound terminates the found instances that belong to the nodes asked: by Name tag, or
+// (unnamed) by an unambiguous NodeAddr.
+func terminateFound(ctx context.Context, d *Deps, f *regionFind, ix *addrIndex) (map[string][]string, int, error) {
+	if f.err != nil {
+		return nil, 0, fmt.Errorf("finding instances in %s: %w", f.k.region, f.err)
 	}
 	want := map[string]bool{}
-	for _, n := range nodes {
+	for _, n := range f.nodes {
 		want[n] = true
 	}
 	found := map[string][]string{}
 	var ids []string
-	for _, in := range live {
+	for _, in := range f.insts {
 		node := in.Node()
-		if node == "" {
+		if node == "" && ix != nil {
 			node = ix.lookup(in.PrivateIP, in.Group())
 		}
 		if !want[node] || !in.Live() {
@@ -197,64 +297,15 @@ func terminateRegion(ctx context.Context, d *Deps, k regionKey, groups []*config
 		return found, 0, nil
 	}
 	slices.Sort(ids)
-	done, unknown, err := fleet.Terminate(ctx, api, k.region, ids)
+	done, unknown, err := fleet.Terminate(ctx, f.api, f.k.region, ids)
 	if len(unknown) > 0 {
 		d.log().Warn("EC2 no longer knows some instances", "instances", unknown)
 	}
 	if err != nil {
 		return found, len(done), err
 	}
-	d.log().Debug("terminated", "region", k.region, "instances", len(done))
+	d.log().Debug("terminated", "region", f.k.region, "instances", len(done))
 	return found, len(done), nil
-}
-
-// findInstances lists the live instances of our cluster that may belong to nodes, in as few
-// DescribeInstances calls as the filter limits allow: by Name tag (one call when the nodes fit in
-// one filter), then by private IP only for nodes not found by Name; for more nodes than one filter
-// takes, every live instance of the node groups, page by page.
-func findInstances(ctx context.Context, d *Deps, api fleet.EC2API, region string, groups []*config.NodeGroup, nodes []string, addrs map[string]string) ([]fleet.Instance, error) {
-	base := []fleet.Filter{
-		{Name: "tag:" + fleet.TagCluster, Values: []string{d.Cluster}},
-		{Name: "instance-state-name", Values: fleet.LiveStates},
-	}
-	if len(nodes) > fleet.MaxFilterValues {
-		return fleet.Describe(ctx, api, region, append(base, fleet.Filter{Name: "tag:" + fleet.TagNodeGroup, Values: groupNames(groups)})...)
-	}
-	byName, err := fleet.Describe(ctx, api, region, append(base, fleet.Filter{Name: "tag:" + fleet.TagName, Values: nodes})...)
-	if err != nil {
-		return nil, err
-	}
-	// Only nodes whose instance was not found by Name (tag not set yet) are looked up by address.
-	named := map[string]bool{}
-	for _, in := range byName {
-		named[in.Node()] = true
-	}
-	var ips []string
-	for _, n := range nodes {
-		if a := addrs[n]; !named[n] && a != "" && a != n && isIP(a) {
-			ips = append(ips, a)
-		}
-	}
-	if len(ips) == 0 {
-		return byName, nil
-	}
-	byIP, err := fleet.Describe(ctx, api, region, append(base,
-		fleet.Filter{Name: "tag:" + fleet.TagNodeGroup, Values: groupNames(groups)},
-		fleet.Filter{Name: "private-ip-address", Values: ips})...)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	out := byName
-	for _, in := range byName {
-		seen[in.ID] = true
-	}
-	for _, in := range byIP {
-		if !seen[in.ID] {
-			out = append(out, in)
-		}
-	}
-	return out, nil
 }
 
 func isIP(s string) bool {
