@@ -40,7 +40,11 @@ deps: ## install the Debian packages the tests need (root; daemons are not start
 	fi
 	$(GO) mod download
 
-check: deps build test e2e ## everything CI runs: packages, build, lint, all Go tests, real-Slurm end to end
+FUZZTIME ?= 10
+fuzz: ## run every fuzz target (config, hostlist, scontrol output, SLURM_RESUME_FILE, EC2 query, ...) for FUZZTIME seconds each
+	GO=$(GO) test/faults/fuzz.sh $(FUZZTIME)
+
+check: deps build test fuzz e2e ## everything CI runs: packages, build, lint, all Go tests, fuzzing, real-Slurm end to end
 
 clean: ## remove build output
 	rm -rf $(BIN)
