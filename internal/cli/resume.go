@@ -75,73 +75,55 @@ func addTimeoutFlag(fs *flag.FlagSet, def time.Duration) *time.Duration {
 	return fs.Duration("timeout", def, "give up after this long (in-flight work is cleaned up by reconcile)")
 }
 
-// hostlistCommand parses `CMD [--config-dir DIR] [--timeout D] HOSTLIST`.
-func hostlistCommand(env *Env, name string, args []string, def time.Duration) (configDir, hostlist string, timeout time.Duration, err error) {
+// runHostlistCommand is `CMD [--config-dir DIR] [--timeout D] HOSTLIST`: parse, bound the run,
+// open the session, run fn.
+func runHostlistCommand(ctx context.Context, env *Env, name string, args []string, def time.Duration,
+	fn func(ctx context.Context, s *session, hostlist string) error) error {
 	fs := newFlagSet(env, name)
 	dir := addConfigFlag(fs)
-	to := addTimeoutFlag(fs, def)
+	timeout := addTimeoutFlag(fs, def)
 	if err := parseFlags(fs, args); err != nil {
-		return "", "", 0, err
+		return err
 	}
 	if fs.NArg() != 1 {
-		return "", "", 0, usagef("usage: slurm-ec2 %s [--config-dir DIR] [--timeout D] HOSTLIST (one Slurm hostlist expression, e.g. aws-spot-[0-3])", name)
+		return usagef("usage: slurm-ec2 %s [--config-dir DIR] [--timeout D] HOSTLIST (one Slurm hostlist expression, e.g. aws-spot-[0-3])", name)
 	}
-	return *dir, fs.Arg(0), *to, nil
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	s, err := openSession(env, *dir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(ctx, s, fs.Arg(0))
 }
 
 func runResume(ctx context.Context, env *Env, args []string) error {
-	dir, expr, timeout, err := hostlistCommand(env, "resume", args, defaultResumeTimeout)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	s, err := openSession(env, dir)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	var opts burst.ResumeOptions
-	if p := env.Getenv("SLURM_RESUME_FILE"); p != "" {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			s.deps.Log.Warn("cannot read SLURM_RESUME_FILE; launching without per-job all-or-nothing", "path", p, "error", err)
-		} else {
-			opts.ResumeFile = data
+	return runHostlistCommand(ctx, env, "resume", args, defaultResumeTimeout, func(ctx context.Context, s *session, expr string) error {
+		var opts burst.ResumeOptions
+		if p := env.Getenv("SLURM_RESUME_FILE"); p != "" {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				s.deps.Log.Warn("cannot read SLURM_RESUME_FILE; launching without per-job all-or-nothing", "path", p, "error", err)
+			} else {
+				opts.ResumeFile = data
+			}
 		}
-	}
-	_, err = burst.Resume(ctx, s.deps, expr, opts)
-	return err
+		_, err := burst.Resume(ctx, s.deps, expr, opts)
+		return err
+	})
 }
 
 func runSuspend(ctx context.Context, env *Env, args []string) error {
-	dir, expr, timeout, err := hostlistCommand(env, "suspend", args, defaultRunTimeout)
-	if err != nil {
+	return runHostlistCommand(ctx, env, "suspend", args, defaultRunTimeout, func(ctx context.Context, s *session, expr string) error {
+		_, err := burst.Suspend(ctx, s.deps, expr)
 		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	s, err := openSession(env, dir)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	_, err = burst.Suspend(ctx, s.deps, expr)
-	return err
+	})
 }
 
 func runResumeFail(ctx context.Context, env *Env, args []string) error {
-	dir, expr, timeout, err := hostlistCommand(env, "resume-fail", args, defaultRunTimeout)
-	if err != nil {
+	return runHostlistCommand(ctx, env, "resume-fail", args, defaultRunTimeout, func(ctx context.Context, s *session, expr string) error {
+		_, err := burst.ResumeFail(ctx, s.deps, expr)
 		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	s, err := openSession(env, dir)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	_, err = burst.ResumeFail(ctx, s.deps, expr)
-	return err
+	})
 }

@@ -77,6 +77,33 @@ func (f filter) any(s string) bool {
 	return false
 }
 
+func isTagFilter(name string) bool {
+	return strings.HasPrefix(name, "tag:") || name == "tag-key" || name == "tag-value"
+}
+
+// matchTags applies a tag filter (tag:KEY, tag-key, tag-value) to a resource's tags; any other
+// filter does not match.
+func (f filter) matchTags(tags map[string]string) bool {
+	switch {
+	case strings.HasPrefix(f.name, "tag:"):
+		v, has := tags[f.name[4:]]
+		return has && f.any(v)
+	case f.name == "tag-key":
+		for k := range tags {
+			if f.any(k) {
+				return true
+			}
+		}
+	case f.name == "tag-value":
+		for _, v := range tags {
+			if f.any(v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // parseFilters reads Filter.N.Name / Filter.N.Value.M, checks names against allowed (a
 // name ending in ":" allows any suffix, as tag:KEY) and the total value count.
 func parseFilters(p *query.Node, allowed ...string) ([]filter, error) {
@@ -126,23 +153,8 @@ func matchInstance(fs []filter, in *instance, st string) bool {
 			ok = f.any(st)
 		case f.name == "instance-state-code":
 			ok = f.any(fmt.Sprint(stateCodes[st]))
-		case strings.HasPrefix(f.name, "tag:"):
-			v, has := in.tags[f.name[4:]]
-			ok = has && f.any(v)
-		case f.name == "tag-key":
-			for k := range in.tags {
-				if f.any(k) {
-					ok = true
-					break
-				}
-			}
-		case f.name == "tag-value":
-			for _, v := range in.tags {
-				if f.any(v) {
-					ok = true
-					break
-				}
-			}
+		case isTagFilter(f.name):
+			ok = f.matchTags(in.tags)
 		case f.name == "subnet-id":
 			ok = f.any(in.subnet)
 		case f.name == "availability-zone":

@@ -91,6 +91,16 @@ func (r *regionState) pageStart(tok string) (int, error) {
 	return sort.Search(len(r.order), func(i int) bool { return r.order[i].seq >= seq }), nil
 }
 
+// pageFrom is where a paginated listing of the region's instances resumes: the start of the
+// NextToken's page, or 0 without a token.
+func (r *regionState) pageFrom(p *query.Node) (int, error) {
+	tok, ok, err := decodeToken(p)
+	if err != nil || !ok {
+		return 0, err
+	}
+	return r.pageStart(tok)
+}
+
 func (s *Sim) describeInstances(c *call) (query.Body, error) {
 	r, p := c.region, c.p
 	ids := p.Strings("InstanceId")
@@ -113,12 +123,8 @@ func (s *Sim) describeInstances(c *call) (query.Body, error) {
 		}
 	} else {
 		start := 0
-		if tok, ok, err := decodeToken(p); err != nil {
+		if start, err = r.pageFrom(p); err != nil {
 			return nil, err
-		} else if ok {
-			if start, err = r.pageStart(tok); err != nil {
-				return nil, err
-			}
 		}
 		for i := start; i < len(r.order); i++ {
 			in := r.order[i]
@@ -577,12 +583,8 @@ func (s *Sim) describeInstanceStatus(c *call) (query.Body, error) {
 			return nil, err
 		}
 	} else {
-		if tok, ok, err := decodeToken(p); err != nil {
+		if start, err = r.pageFrom(p); err != nil {
 			return nil, err
-		} else if ok {
-			if start, err = r.pageStart(tok); err != nil {
-				return nil, err
-			}
 		}
 		cands = r.order[start:]
 	}

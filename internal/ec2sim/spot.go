@@ -81,13 +81,9 @@ func (s *Sim) describeSpotInstanceRequests(c *call) (query.Body, error) {
 		}
 		want[id] = true
 	}
-	start := 0
-	if tok, ok, err := decodeToken(p); err != nil {
+	start, err := r.pageFrom(p)
+	if err != nil {
 		return nil, err
-	} else if ok {
-		if start, err = r.pageStart(tok); err != nil {
-			return nil, err
-		}
 	}
 	resp := &describeSpotRequestsResp{}
 	found := map[string]bool{}
@@ -141,16 +137,8 @@ func spotMatch(fs []filter, in *instance, state, code string) bool {
 			ok = f.any(in.spotRequestID)
 		case f.name == "launched-availability-zone":
 			ok = f.any(in.az)
-		case strings.HasPrefix(f.name, "tag:"):
-			v, has := in.tags[f.name[4:]]
-			ok = has && f.any(v)
-		case f.name == "tag-key":
-			for k := range in.tags {
-				if f.any(k) {
-					ok = true
-					break
-				}
-			}
+		default:
+			ok = f.matchTags(in.tags)
 		}
 		if !ok {
 			return false
