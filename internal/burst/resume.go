@@ -340,7 +340,20 @@ func (r *resumeRun) batches(g *config.NodeGroup, nodes []string, opts ResumeOpti
 func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k regionKey, g *config.NodeGroup, b batch, i int) {
 	d := r.d
 	spec := r.launchSpec(g, b, i)
-	res, err := r.launch(ctx, api, spec)
+	res, err := fleet.Launch(ctx, api, spec)
+	if isThrottle(err) && !b.allOrNothing && len(b.nodes) >= 2*minSplitFleet && r.d.now().Before(r.launchDeadline()) {
+		// EC2's launch budget refills a few instances a second and a fleet needs its whole
+		// count at once: two halves get through sooner than the whole. Nothing was launched
+		// (throttled requests launch nothing), so the halves are new requests.
+		half := len(b.nodes) / 2
+		d.log().Info("EC2 throttles this fleet; launching it in halves", "node_group", g.Name(), "instances", len(b.nodes))
+		r.launchBatch(ctx, api, k, g, batch{nodes: b.nodes[:half], jobID: b.jobID}, i)
+		r.launchBatch(ctx, api, k, g, batch{nodes: b.nodes[half:], jobID: b.jobID}, i)
+		return
+	}
+	if isThrottle(err) {
+		res, err = r.retryThrottled(ctx, api, spec, err)
+	}
 	if err != nil {
 		code := fleet.ErrorCode(err)
 		d.log().Error("CreateFleet failed", "node_group", g.Name(), "nodes", nodeList(b.nodes), "code", code, "error", err)
@@ -388,26 +401,36 @@ func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k regionK
 	}
 }
 
-// launch runs one CreateFleet, and keeps asking while EC2 throttles it. EC2 limits launches by
-// request rate and by instances launched per region (a bucket refilled at a few instances a
-// second), so a burst of thousands outlasts the SDK's own retries. The same ClientToken makes
-// every try the same request: a fleet is never launched twice. It gives up at the launch
-// deadline: half of ResumeTimeout after the resume started, leaving the other half to boot.
-func (r *resumeRun) launch(ctx context.Context, api fleet.EC2API, spec fleet.LaunchSpec) (fleet.LaunchResult, error) {
-	deadline := r.start.Add(r.d.resumeTimeout() / 2)
+// minSplitFleet is the smallest fleet a throttled launch is split into.
+const minSplitFleet = 8
+
+func isThrottle(err error) bool { return fleet.ClassOf(fleet.ErrorCode(err)) == fleet.ClassThrottle }
+
+// launchDeadline is when a resume stops waiting for EC2's launch budget: half of ResumeTimeout
+// after it started, leaving the other half for the instances to boot.
+func (r *resumeRun) launchDeadline() time.Time { return r.start.Add(r.d.resumeTimeout() / 2) }
+
+// retryThrottled asks again for a fleet EC2 throttled beyond the SDK's own retries (a burst of
+// thousands outlasts them), waiting for the launch budget to refill, until the launch deadline.
+// The same ClientToken makes every try the same request: a fleet is never launched twice.
+func (r *resumeRun) retryThrottled(ctx context.Context, api fleet.EC2API, spec fleet.LaunchSpec, last error) (fleet.LaunchResult, error) {
 	wait := 5 * time.Second
 	for {
-		res, err := fleet.Launch(ctx, api, spec)
-		if err == nil || fleet.ClassOf(fleet.ErrorCode(err)) != fleet.ClassThrottle || !r.d.now().Add(wait).Before(deadline) {
-			return res, err
+		if !r.d.now().Add(wait).Before(r.launchDeadline()) {
+			return fleet.LaunchResult{}, fmt.Errorf("still throttled at the launch deadline (half of ResumeTimeout): %w", last)
 		}
 		r.d.log().Warn("EC2 still throttles CreateFleet; waiting for its launch budget to refill",
 			"node_group", spec.Group, "instances", spec.Count, "wait", wait)
 		select {
 		case <-ctx.Done():
-			return res, err
+			return fleet.LaunchResult{}, ctx.Err()
 		case <-time.After(wait):
 		}
+		res, err := fleet.Launch(ctx, api, spec)
+		if !isThrottle(err) {
+			return res, err
+		}
+		last = err
 		wait = min(2*wait, 30*time.Second)
 	}
 }

@@ -447,3 +447,32 @@ func TestResumeWaitsOutLongThrottling(t *testing.T) {
 		t.Errorf("%d instances, want 4", n)
 	}
 }
+
+// A fleet EC2 keeps throttling is launched in halves (EC2's launch budget lets smaller fleets
+// through sooner); no node gets two instances.
+func TestResumeSplitsAThrottledFleet(t *testing.T) {
+	e := newTestEnv(t, "")
+	if err := e.sim.InjectFault(ec2sim.Fault{Action: "CreateFleet", Rate: 1, Code: "RequestLimitExceeded", Count: 8}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Resume(context.Background(), e.deps, "aws-spot-[0-31]", ResumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Launched != 32 {
+		t.Fatalf("summary %+v", sum)
+	}
+	c := e.sim.Counters()["CreateFleet"]
+	if c.Total != 10 || c.Errors["RequestLimitExceeded"] != 8 {
+		t.Errorf("CreateFleet counters %+v, want 8 throttled then 2 halves", c)
+	}
+	live := e.live()
+	if len(live) != 32 {
+		t.Errorf("%d named nodes with instances, want 32", len(live))
+	}
+	for n, insts := range live {
+		if len(insts) != 1 {
+			t.Errorf("%s has %d instances", n, len(insts))
+		}
+	}
+}
