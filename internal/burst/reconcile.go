@@ -1,6 +1,7 @@
 package burst
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ const (
 	ActPowerDown ActionKind = "power-down" // POWER_DOWN_FORCE: Slurm suspends the node
 	ActReturn    ActionKind = "return"     // RESUME a DOWN, powered-down node: back to power saving, usable
 	ActDrain     ActionKind = "drain"      // DRAIN a node: no new jobs (its spot instance is about to go)
+	ActAddress   ActionKind = "address"    // tell Slurm the node's address again
 )
 
 // Rule names why an action was planned.
@@ -38,6 +40,7 @@ const (
 	RuleDuplicate    Rule = "duplicate"       // two live instances for one node
 	RuleSpotNotice   Rule = "spot-notice"     // EC2 marked the node's spot instance for termination
 	RuleLeftWaiting  Rule = "resume-died"     // a resume died after launching: its nodes wait for nothing
+	RuleAddressLost  Rule = "address-lost"    // Slurm lost the node's address (scontrol reconfigure resets it)
 )
 
 // Action is one step of a reconcile plan.
@@ -47,6 +50,8 @@ type Action struct {
 	Node     string     `json:"node,omitempty"`
 	Instance string     `json:"instance,omitempty"`
 	Region   string     `json:"region,omitempty"`
+	Addr     string     `json:"addr,omitempty"` // for ActAddress: the instance's private IP
+	Hostname string     `json:"hostname,omitempty"`
 	Reason   string     `json:"reason,omitempty"`
 }
 
@@ -217,6 +222,13 @@ func PlanActions(d *Deps, v *view, now time.Time) []Action {
 					Action{Kind: ActPowerDown, Rule: RuleVanished, Node: n.Name})
 				continue
 			}
+			if len(claims) == 1 && claims[0].PrivateIP != "" && claims[0].PrivateIP != n.Addr {
+				// `scontrol reconfigure` resets cloud nodes' NodeAddr to slurm.conf's (seen on
+				// 22.05): the Name-tagged instance says where the node is.
+				in := claims[0]
+				plan = append(plan, Action{Kind: ActAddress, Rule: RuleAddressLost, Node: n.Name, Instance: in.ID, Region: in.Region,
+					Addr: in.PrivateIP, Hostname: cmp.Or(in.PrivateDNS, in.PrivateIP)})
+			}
 			if len(claims) == 1 && v.marked[claims[0].ID] && !n.Has("DRAIN") {
 				plan = append(plan, Action{Kind: ActDrain, Rule: RuleSpotNotice, Node: n.Name, Instance: claims[0].ID, Region: claims[0].Region,
 					Reason: reasonPrefix + "spot interruption notice for " + claims[0].ID})
@@ -324,6 +336,7 @@ func (d *Deps) act(ctx context.Context, v *view, plan []Action, sum *ReconcileSu
 	down := map[string][]string{}  // reason -> nodes
 	drain := map[string][]string{} // reason -> nodes
 	var powerDown, ret []string
+	var addrs []slurm.Address
 	for _, a := range plan {
 		switch a.Kind {
 		case ActTerminate:
@@ -336,6 +349,8 @@ func (d *Deps) act(ctx context.Context, v *view, plan []Action, sum *ReconcileSu
 			ret = append(ret, a.Node)
 		case ActDrain:
 			drain[a.Reason] = append(drain[a.Reason], a.Node)
+		case ActAddress:
+			addrs = append(addrs, slurm.Address{Node: a.Node, Addr: a.Addr, Hostname: a.Hostname})
 		}
 	}
 	regions := make([]string, 0, len(terms))
@@ -383,6 +398,12 @@ func (d *Deps) act(ctx context.Context, v *view, plan []Action, sum *ReconcileSu
 	for _, a := range plan {
 		if n := v.byName[a.Node]; (a.Kind == ActDown || a.Kind == ActPowerDown) && n != nil && (n.Addr == "" || n.Addr == n.Name) && !slices.Contains(unaddressed, n.Name) {
 			unaddressed = append(unaddressed, n.Name)
+		}
+	}
+	if len(addrs) > 0 {
+		sum.SlurmCalls++
+		if err := d.Slurm.SetAddresses(ctx, addrs); err != nil {
+			errs = append(errs, fmt.Errorf("telling Slurm the addresses of %d nodes again: %w", len(addrs), err))
 		}
 	}
 	if len(unaddressed) > 0 {

@@ -363,3 +363,29 @@ func TestReconcileEndsNodesLeftWaitingByADeadResume(t *testing.T) {
 		t.Errorf("aws-spot-6 touched")
 	}
 }
+
+// `scontrol reconfigure` resets cloud nodes' NodeAddr to the node name (seen on 22.05): the
+// node's Name-tagged instance tells Slurm where it is again.
+func TestReconcileRestoresLostAddresses(t *testing.T) {
+	e := newTestEnv(t, "")
+	ctx := context.Background()
+	if _, err := Resume(ctx, e.deps, "aws-spot-[0-1]", ResumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := e.live()["aws-spot-0"][0]
+	e.fake.Set("aws-spot-0", func(n *slurm.Node) { up(n); n.Addr, n.Hostname = n.Name, n.Name })
+	e.fake.Set("aws-spot-1", up)
+	sum, err := Reconcile(ctx, e.deps, reconcileOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.fake.Node("aws-spot-0"); n.Addr != want.PrivateIP || n.Hostname != want.PrivateDNSName {
+		t.Errorf("aws-spot-0 NodeAddr %q NodeHostName %q, want %s %s", n.Addr, n.Hostname, want.PrivateIP, want.PrivateDNSName)
+	}
+	if sum.Actions["address/address-lost"] != 1 || len(sum.Plan) != 1 {
+		t.Errorf("plan %v", sum.Plan)
+	}
+	if plan := planOf(t, e); len(plan) != 0 {
+		t.Errorf("second pass plans %v", plan)
+	}
+}
