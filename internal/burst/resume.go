@@ -340,6 +340,13 @@ func (r *resumeRun) batches(g *config.NodeGroup, nodes []string, opts ResumeOpti
 func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k regionKey, g *config.NodeGroup, b batch, i int) {
 	d := r.d
 	spec := r.launchSpec(g, b, i)
+	if !r.d.now().Before(r.launchDeadline()) {
+		// EC2 throttled earlier fleets until the launch deadline: do not start another.
+		d.log().Error("launch deadline passed (half of ResumeTimeout) while EC2 throttled launches",
+			"node_group", g.Name(), "nodes", nodeList(b.nodes))
+		r.markDown(ctx, b.nodes, reasonPrefix+"RequestLimitExceeded launch deadline passed", "RequestLimitExceeded", true)
+		return
+	}
 	res, err := fleet.Launch(ctx, api, spec)
 	if isThrottle(err) && !b.allOrNothing && len(b.nodes) >= 2*minSplitFleet && r.d.now().Before(r.launchDeadline()) {
 		// EC2's launch budget refills a few instances a second and a fleet needs its whole

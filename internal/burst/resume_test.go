@@ -463,8 +463,9 @@ func TestResumeSplitsAThrottledFleet(t *testing.T) {
 		t.Fatalf("summary %+v", sum)
 	}
 	c := e.sim.Counters()["CreateFleet"]
-	if c.Total != 10 || c.Errors["RequestLimitExceeded"] != 8 {
-		t.Errorf("CreateFleet counters %+v, want 8 throttled then 2 halves", c)
+	// 32 (4 throttled tries) -> 16 (4 throttled tries) -> 8 + 8, then the other 16.
+	if c.Total != 11 || c.Errors["RequestLimitExceeded"] != 8 {
+		t.Errorf("CreateFleet counters %+v, want 8 throttled, then 3 fleets", c)
 	}
 	live := e.live()
 	if len(live) != 32 {

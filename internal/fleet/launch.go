@@ -17,6 +17,9 @@ import (
 // launch maps onto one describe and one terminate batch.
 const MaxFleetTarget = 1000
 
+// launchAttempts bounds the SDK's tries of one CreateFleet (the first included).
+const launchAttempts = 4
+
 // LaunchSpec is one instant fleet for one node group.
 type LaunchSpec struct {
 	Group           string // <partition>-<nodegroup>, for logs
@@ -123,7 +126,12 @@ func Launch(ctx context.Context, api EC2API, s LaunchSpec) (LaunchResult, error)
 	if s.Count < 1 || s.Count > MaxFleetTarget {
 		return LaunchResult{}, fmt.Errorf("launching %s: %d instances asked, want 1..%d per fleet", s.Group, s.Count, MaxFleetTarget)
 	}
-	out, err := api.CreateFleet(ctx, BuildCreateFleetInput(s))
+	out, err := api.CreateFleet(ctx, BuildCreateFleetInput(s), func(o *ec2.Options) {
+		// A throttled instant fleet usually waits for EC2's launch budget (instances per
+		// second), not its request rate: the caller splits it or waits, better than a dozen
+		// quick retries of the same request.
+		o.RetryMaxAttempts = launchAttempts
+	})
 	if err != nil {
 		return LaunchResult{}, fmt.Errorf("creating instant fleet of %d for %s: %w", s.Count, s.Group, err)
 	}
