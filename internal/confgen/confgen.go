@@ -93,17 +93,13 @@ func recommended(cfg *config.Config) ([]config.KV, error) {
 	var out []config.KV
 	// GresTypes must list every gres name used by a NodeName line, or slurmctld refuses
 	// to start.
+	groups, err := groupGres(cfg)
+	if err != nil {
+		return nil, err
+	}
 	var gresTypes []string
-	for _, ng := range cfg.NodeGroups() {
-		spec, ok := config.Lookup(ng.SlurmSpecifications, "Gres")
-		if !ok || spec == "" {
-			continue
-		}
-		gres, err := ParseGres(spec)
-		if err != nil {
-			return nil, fmt.Errorf("node group %s: SlurmSpecifications.Gres: %w", ng.Name(), err)
-		}
-		for _, g := range gres {
+	for _, gg := range groups {
+		for _, g := range gg.gres {
 			if !slices.Contains(gresTypes, g.Name) {
 				gresTypes = append(gresTypes, g.Name)
 			}
@@ -120,6 +116,29 @@ func recommended(cfg *config.Config) ([]config.KV, error) {
 		config.KV{Key: "SlurmctldParameters", Value: defaultSlurmctldParameters},
 		config.KV{Key: "CommunicationParameters", Value: defaultCommunicationParameters},
 	), nil
+}
+
+// nodeGroupGres is a node group's parsed Gres= specification.
+type nodeGroupGres struct {
+	group *config.NodeGroup
+	gres  []Gres
+}
+
+// groupGres parses the Gres= of every node group that declares one, in config order.
+func groupGres(cfg *config.Config) ([]nodeGroupGres, error) {
+	var out []nodeGroupGres
+	for _, ng := range cfg.NodeGroups() {
+		spec, ok := config.Lookup(ng.SlurmSpecifications, "Gres")
+		if !ok || spec == "" {
+			continue
+		}
+		gres, err := ParseGres(spec)
+		if err != nil {
+			return nil, fmt.Errorf("node group %s: SlurmSpecifications.Gres: %w", ng.Name(), err)
+		}
+		out = append(out, nodeGroupGres{ng, gres})
+	}
+	return out, nil
 }
 
 // Gres is one generic resource of a node, parsed from a Gres= specification.
@@ -190,36 +209,24 @@ func splitOutsideParens(s string) []string {
 // slurmd is built with NVML, use "AutoDetect=nvml" in the compute nodes' gres.conf instead;
 // the header of the output says so.
 func WriteGres(w io.Writer, cfg *config.Config) (wrote bool, err error) {
-	type line struct {
-		host string
-		g    Gres
+	groups, err := groupGres(cfg)
+	if err != nil {
+		return false, err
 	}
-	var lines []line
-	for _, ng := range cfg.NodeGroups() {
-		spec, ok := config.Lookup(ng.SlurmSpecifications, "Gres")
-		if !ok || spec == "" {
-			continue
-		}
-		gres, err := ParseGres(spec)
-		if err != nil {
-			return false, fmt.Errorf("node group %s: SlurmSpecifications.Gres: %w", ng.Name(), err)
-		}
-		for _, g := range gres {
-			lines = append(lines, line{ng.Hostlist(), g})
-		}
-	}
-	if len(lines) == 0 {
+	if len(groups) == 0 {
 		return false, nil
 	}
 	bw := bufio.NewWriter(w)
 	fmt.Fprintln(bw, "# slurm-ec2: gres.conf for the cloud node groups (counts only, no File=).")
 	fmt.Fprintln(bw, "# With an NVML-enabled slurmd on the compute AMI, AutoDetect=nvml gives device binding instead.")
-	for _, l := range lines {
-		fmt.Fprintf(bw, "NodeName=%s Name=%s", l.host, l.g.Name)
-		if l.g.Type != "" {
-			fmt.Fprintf(bw, " Type=%s", l.g.Type)
+	for _, gg := range groups {
+		for _, g := range gg.gres {
+			fmt.Fprintf(bw, "NodeName=%s Name=%s", gg.group.Hostlist(), g.Name)
+			if g.Type != "" {
+				fmt.Fprintf(bw, " Type=%s", g.Type)
+			}
+			fmt.Fprintf(bw, " Count=%s\n", g.Count)
 		}
-		fmt.Fprintf(bw, " Count=%s\n", l.g.Count)
 	}
 	if err := bw.Flush(); err != nil {
 		return true, fmt.Errorf("writing gres.conf snippet: %w", err)
