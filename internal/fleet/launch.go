@@ -155,17 +155,6 @@ func Launch(ctx context.Context, api EC2API, s LaunchSpec) (LaunchResult, error)
 	return res, nil
 }
 
-// Chunks splits n into counts of at most MaxFleetTarget.
-func Chunks(n int) []int {
-	var out []int
-	for n > 0 {
-		c := min(n, MaxFleetTarget)
-		out = append(out, c)
-		n -= c
-	}
-	return out
-}
-
 // TokenSuffix makes a per-chunk client token from a base token.
 func TokenSuffix(base string, i int) string { return base + "-" + strconv.Itoa(i) }
 
