@@ -560,10 +560,6 @@ func TestFaultInjection(t *testing.T) {
 	}
 }
 
-type denyAll struct{}
-
-func (denyAll) For(string, int) time.Duration { return 0 }
-
 func TestThrottled(t *testing.T) {
 	e := newEnv(t, Options{Throttle: throttleFunc(func(a string) bool { return a != "TerminateInstances" })})
 	cl := e.client("us-east-1")

@@ -89,14 +89,6 @@ func (n Node) Responding() bool { return !n.Has("NOT_RESPONDING") }
 // Drained reports DRAIN (drained or draining).
 func (n Node) Drained() bool { return n.Has("DRAIN") || n.Has("DRAINED") || n.Has("DRAINING") }
 
-// baseStates are the states Slurm prints first (node_state_base_string). A
-// first component not in this set is still taken as the base state.
-var baseStates = map[string]bool{
-	"UNKNOWN": true, "DOWN": true, "IDLE": true, "ALLOCATED": true, "ERROR": true,
-	"MIXED": true, "FUTURE": true, "END": true, "COMPLETING": true, "DRAINED": true,
-	"DRAINING": true, "DRAIN": true, "FAIL": true, "PLANNED": true, "RESERVED": true,
-}
-
 // sinfo's short-state suffixes (e.g. "idle~"); accepted so that a State
 // taken from sinfo %t/%T also parses.
 var suffixFlags = map[byte]string{

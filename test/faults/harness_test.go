@@ -46,8 +46,6 @@ const (
 	suspendTimeout = 60 * time.Second
 	coolDown       = 60 * time.Second
 	orphanGrace    = 120 * time.Second
-	// jobTime keeps resumed nodes busy through a case, so that the invariants check live nodes.
-	jobTime = 10 * time.Hour
 )
 
 const partitionsJSON = `{

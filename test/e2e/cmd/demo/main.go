@@ -22,9 +22,9 @@ import (
 )
 
 type job struct {
-	id, desc             string
-	submit, start, end   time.Time
-	nodes, state, output string
+	id, desc           string
+	submit, start, end time.Time
+	nodes, state       string
 }
 
 func main() {
