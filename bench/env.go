@@ -66,6 +66,15 @@ func perRegion(per []int) map[string][]int {
 	return m
 }
 
+// total is the number of nodes in a region's groups.
+func total(gs []int) int {
+	n := 0
+	for _, g := range gs {
+		n += g
+	}
+	return n
+}
+
 // env is the benchmark's world: ec2sim, the scontrol stand-in and slurm-ec2's config.
 type env struct {
 	log                            *slog.Logger

@@ -185,10 +185,7 @@ func (e *env) suspendRun(ctx context.Context, p profile, n int) (*Run, error) {
 		return nil, err
 	}
 	for region, gs := range perRegion(per) {
-		m := 0
-		for _, g := range gs {
-			m += g
-		}
+		m := total(gs)
 		r.BoundExit = max(r.BoundExit, bm.suspendBound(region, m))
 		r.Regions++
 		r.Groups += len(gs)
@@ -277,10 +274,7 @@ func (e *env) reconcileRun(ctx context.Context, p profile, n int) (*Run, error) 
 		return nil, err
 	}
 	for _, gs := range perRegion(per) {
-		m := 0
-		for _, g := range gs {
-			m += g
-		}
+		m := total(gs)
 		r.BoundExit = max(r.BoundExit, bm.reconcileBound(m))
 		r.WantDescribePages += minDescribePages(m)
 		r.Regions++
