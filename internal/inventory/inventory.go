@@ -14,7 +14,8 @@
 //     one instance.
 //  3. Live: an instance is live unless it is shutting-down or terminated. Only live instances
 //     belong to nodes; dead ones only explain why a node lost its instance.
-//  4. Node of an instance: its Name tag, when Slurm has a node of that name. Without a Name tag,
+//  4. Node of an instance: its Name tag, when Slurm has a node of that name (Slurm not read: when
+//     it is a configured node's name). Without a Name tag,
 //     the node whose NodeAddr is the instance's private IP, when that node is in the instance's
 //     node group (slurm-ec2:node-group tag) and the address points at one such node only,
 //     preferring the one powered-up node over powered-down ones (Slurm keeps a powered-down
@@ -107,12 +108,13 @@ type View struct {
 	unclaimed []Listed               // live instances no powered-up node claims (rule 5)
 	failed    map[string]bool        // configured group name -> its Key failed
 	live      []Listed
+	byID      map[string]Listed
 }
 
 // Join applies the rules to what Load read. It is pure.
 func Join(cfg *config.Config, d Data) *View {
 	v := &View{cfg: cfg, data: d, byName: map[string]*slurm.Node{}, owner: map[string]string{}, byAddr: map[string]bool{},
-		of: map[string][]Listed{}, gone: map[string][]Listed{}, failed: map[string]bool{}}
+		of: map[string][]Listed{}, gone: map[string][]Listed{}, failed: map[string]bool{}, byID: map[string]Listed{}}
 	for i := range d.Nodes {
 		n := &v.data.Nodes[i]
 		v.byName[n.Name] = n
@@ -131,8 +133,9 @@ func Join(cfg *config.Config, d Data) *View {
 	slices.SortStableFunc(insts, func(a, b Listed) int { return strings.Compare(a.ID, b.ID) })
 	insts = slices.CompactFunc(insts, func(a, b Listed) bool { return a.ID == b.ID })
 	for _, in := range insts {
+		v.byID[in.ID] = in
 		node := in.Node()
-		if _, ok := v.byName[node]; !ok {
+		if !v.known(node) {
 			node = ""
 		}
 		if in.Node() == "" {
@@ -151,7 +154,7 @@ func Join(cfg *config.Config, d Data) *View {
 		if node != "" {
 			v.of[node] = append(v.of[node], in)
 		}
-		if node == "" || !PoweredUp(v.byName[node]) {
+		if node == "" || !v.up(node) {
 			v.unclaimed = append(v.unclaimed, in)
 		}
 	}
@@ -159,6 +162,18 @@ func Join(cfg *config.Config, d Data) *View {
 		slices.SortStableFunc(list, func(a, b Listed) int { return b.LaunchTime.Compare(a.LaunchTime) })
 	}
 	return v
+}
+
+// known reports whether a Name tag names a node: one Slurm has or, Slurm unread, a configured one.
+func (v *View) known(node string) bool {
+	if node == "" {
+		return false
+	}
+	if _, ok := v.byName[node]; ok {
+		return true
+	}
+	_, _, ok := v.cfg.LookupNode(node)
+	return v.data.Nodes == nil && ok
 }
 
 // Config is the configuration the view was joined with.
@@ -180,6 +195,20 @@ func (v *View) Instances() []Listed {
 	return slices.CompactFunc(out, func(a, b Listed) bool { return a.ID == b.ID })
 }
 
+// Instance is the instance with that id, any state.
+func (v *View) Instance(id string) (Listed, bool) {
+	in, ok := v.byID[id]
+	return in, ok
+}
+
+// Data is what the view was joined from (a copy of its lists): re-checks swap parts and join again.
+func (v *View) Data() Data {
+	d := v.data
+	d.Nodes = slices.Clone(d.Nodes)
+	d.Instances = slices.Clone(d.Instances)
+	return d
+}
+
 // Live is every live instance, each once, by id.
 func (v *View) Live() []Listed { return v.live }
 
@@ -187,12 +216,19 @@ func (v *View) Live() []Listed { return v.live }
 // reuses them, suspend terminates them.
 func (v *View) Of(node string) []Listed { return v.of[node] }
 
-// Claims is the live instances a powered-up node claims (rule 5); none for a powered-down node.
+// Claims is the live instances a powered-up node claims (rule 5); none for a powered-down node,
+// or when Slurm was not read.
 func (v *View) Claims(node string) []Listed {
-	if n := v.byName[node]; n == nil || !PoweredUp(n) {
+	if !v.up(node) {
 		return nil
 	}
 	return v.of[node]
+}
+
+// up reports whether Slurm has the node powered up (false when Slurm does not have it).
+func (v *View) up(node string) bool {
+	n := v.byName[node]
+	return n != nil && PoweredUp(n)
 }
 
 // NodeOf is the node a live instance belongs to (rule 4), "" for none.
@@ -269,10 +305,11 @@ func (v *View) Gone() []*slurm.Node {
 // DeadOf is the dead instances named for a node, newest first: why it lost its instance.
 func (v *View) DeadOf(node string) []Listed { return v.gone[node] }
 
-// Unconfigured reports whether the instance's node group is not configured (rule 9).
+// Unconfigured reports whether the instance's node group is not configured (rule 9). An instance
+// without a node-group tag was not launched by slurm-ec2 and is simply an orphan.
 func (v *View) Unconfigured(in fleet.Instance) bool {
 	g := in.Group()
-	return !slices.ContainsFunc(v.cfg.NodeGroups(), func(c *config.NodeGroup) bool { return c.Name() == g })
+	return g != "" && !slices.ContainsFunc(v.cfg.NodeGroups(), func(c *config.NodeGroup) bool { return c.Name() == g })
 }
 
 // Untagged is the live instances claimed by a powered-up configured node through its NodeAddr,
@@ -284,7 +321,7 @@ func (v *View) Untagged() []Listed {
 		if !v.byAddr[in.ID] || node == "" {
 			continue
 		}
-		if n := v.byName[node]; n != nil && PoweredUp(n) {
+		if v.up(node) {
 			if _, _, ok := v.cfg.LookupNode(node); ok {
 				out = append(out, in)
 			}
