@@ -55,7 +55,7 @@ type Action struct {
 	Instance string     `json:"instance,omitempty"`
 	Region   string     `json:"region,omitempty"`
 	Profile  string     `json:"profile,omitempty"` // with Region, the EC2 client that acts on Instance
-	Addr     string     `json:"addr,omitempty"` // for ActAddress: the instance's private IP
+	Addr     string     `json:"addr,omitempty"`    // for ActAddress: the instance's private IP
 	Hostname string     `json:"hostname,omitempty"`
 	Reason   string     `json:"reason,omitempty"`
 }
@@ -88,16 +88,16 @@ type ReconcileOptions struct {
 
 // ReconcileSummary counts what a run found and did.
 type ReconcileSummary struct {
-	Nodes      int
-	Instances  int
-	Actions    map[string]int // by "kind/rule"
-	Plan       []Action
-	Skipped    string // why nothing was done, if so
-	EC2Errors  map[string]int
+	Nodes     int
+	Instances int
+	Actions   map[string]int // by "kind/rule"
+	Plan      []Action
+	Skipped   string // why nothing was done, if so
+	EC2Errors map[string]int
 	// Unreachable counts, by "region" or "region/profile", the EC2 clients that could not be read.
 	Unreachable map[string]int
-	SlurmCalls int
-	Duration   time.Duration
+	SlurmCalls  int
+	Duration    time.Duration
 	// For metrics: nodes by Slurm state, instances by "lifecycle/state".
 	NodeStates     map[string]int
 	InstanceCounts map[string]int

@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/slurm-ec2/slurm-ec2/internal/inventory"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/inventory"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
 
