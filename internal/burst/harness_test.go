@@ -2,11 +2,13 @@ package burst
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +90,13 @@ type testEnv struct {
 // through the real loader. extra is merged into config.json.
 func newTestEnv(t *testing.T, extra string) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, extra, testPartitions)
+}
+
+// newTestEnvWith is newTestEnv with another partitions.json (the Slurm stand-in keeps the same
+// nodes: a group removed from partitions.json is still in Slurm).
+func newTestEnvWith(t *testing.T, extra, partitions string) *testEnv {
+	t.Helper()
 	e := &testEnv{t: t}
 	// One clock for the head node and EC2: tests move both forward by setting e.now.
 	clock := func() time.Time {
@@ -100,7 +109,7 @@ func newTestEnv(t *testing.T, extra string) *testEnv {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 
-	fake := fakeslurm.New(t, "aws-ondemand-[0-9]", "aws-spot-[0-999]", "west-node-[0-19]", "onprem-node-[0-1]")
+	fake := fakeslurm.New(t, "aws-ondemand-[0-9]", "aws-spot-[0-999]", "west-node-[0-19]", "onprem-node-[0-1]", "acct-a-[0-3]", "acct-b-[0-3]")
 	dir := t.TempDir()
 	conf := `{"LogLevel": "DEBUG", "LogFileName": "` + filepath.Join(dir, "aws_plugin.log") + `",
 	  "SlurmBinPath": "` + fake.BinDir + `",
@@ -108,7 +117,7 @@ func newTestEnv(t *testing.T, extra string) *testEnv {
 	    "ResumeRate": 100, "SuspendRate": 100, "ResumeTimeout": 300, "SuspendTime": 350, "TreeWidth": 60000},
 	  "ClusterName": "` + testCluster + `"` + extra + `}`
 	writeFile(t, filepath.Join(dir, "config.json"), conf)
-	writeFile(t, filepath.Join(dir, "partitions.json"), testPartitions)
+	writeFile(t, filepath.Join(dir, "partitions.json"), partitions)
 	cfg, err := config.Load(dir)
 	if err != nil {
 		t.Fatalf("loading test config: %v", err)
@@ -223,4 +232,78 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// account is a second EC2 account: its own ec2sim behind its own endpoint.
+type account struct {
+	sim *ec2sim.Sim
+	url string
+}
+
+// useAccounts makes the plugin's EC2 clients pick an endpoint by profile: each profile of
+// accounts is its own EC2 account (ec2sim), "" is the test's main ec2sim, and any other profile
+// does not exist (as the SDK says of a profile missing from ~/.aws/config).
+func (e *testEnv) useAccounts(accounts map[string]*account) {
+	e.t.Helper()
+	cl := fleet.NewClients(fleet.Options{Logger: e.deps.Log, MaxAttempts: 8, MaxBackoff: 300 * time.Millisecond})
+	cl.New = func(ctx context.Context, region, profile string) (fleet.EC2API, error) {
+		url := e.url
+		if profile != "" {
+			a, ok := accounts[profile]
+			if !ok {
+				return nil, fmt.Errorf("failed to get shared config profile, %s", profile)
+			}
+			url = a.url
+		}
+		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+		if err != nil {
+			return nil, err
+		}
+		return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(url) }), nil
+	}
+	e.deps.EC2 = cl
+}
+
+// newAccount starts another ec2sim on the test's clock.
+func (e *testEnv) newAccount(id string) *account {
+	e.t.Helper()
+	clock := func() time.Time {
+		if e.now.IsZero() {
+			return time.Now()
+		}
+		return e.now
+	}
+	// Instance ids are unique across accounts in EC2: each account gets its own seed.
+	seed, _ := strconv.ParseUint(id[:6], 10, 64)
+	sim := ec2sim.New(ec2sim.Options{Seed: seed, Now: clock, AccountID: id})
+	srv := httptest.NewServer(sim)
+	e.t.Cleanup(srv.Close)
+	return &account{sim: sim, url: srv.URL}
+}
+
+// launchIn launches n instances with tags in an account's ec2sim.
+func (e *testEnv) launchIn(a *account, region, subnet string, n int, tags map[string]string) []string {
+	e.t.Helper()
+	var ts []types.Tag
+	for k, v := range tags {
+		ts = append(ts, fleet.T(k, v))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(region))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out, err := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(a.url) }).RunInstances(context.Background(), &ec2.RunInstancesInput{
+		MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n)),
+		LaunchTemplate:    &types.LaunchTemplateSpecification{LaunchTemplateName: aws.String("template-name")},
+		SubnetId:          aws.String(subnet),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: ts}},
+	})
+	if err != nil {
+		e.t.Fatalf("RunInstances: %v", err)
+	}
+	var ids []string
+	for _, in := range out.Instances {
+		ids = append(ids, aws.ToString(in.InstanceId))
+	}
+	return ids
 }
