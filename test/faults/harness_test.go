@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -22,6 +23,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/burst"
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
@@ -148,6 +154,18 @@ func (s *syncBuffer) String() string {
 
 type envOptions struct {
 	skew time.Duration // ec2sim's clock minus the head node's
+	// partitions replaces partitionsJSON.
+	partitions string
+	// accounts are AWS profiles that are EC2 accounts of their own (each its own ec2sim); with
+	// any, the plugin's clients pick the endpoint by profile, and a profile neither "" nor listed
+	// does not exist.
+	accounts []string
+}
+
+// account is one more EC2 account of a case.
+type account struct {
+	sim *ec2sim.Sim
+	url string
 }
 
 // env is one case's world: ec2sim, the fake Slurm, the slurmctld model, the config and the
@@ -166,6 +184,10 @@ type env struct {
 	logs *syncBuffer
 	// faults names what the case injected, for the table.
 	faults []string
+	// accounts by profile (envOptions.accounts); unreachable profiles fail to get a client.
+	accounts    map[string]*account
+	mu          sync.Mutex
+	unreachable map[string]bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -193,7 +215,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 		filepath.Join(e.dir, "aws_plugin.log"), e.fake.BinDir, int(resumeTimeout.Seconds()), int(suspendTimeout.Seconds()),
 		cluster, int(coolDown.Seconds()), int(orphanGrace.Seconds()))
 	writeFile(t, filepath.Join(e.dir, config.ConfigFileName), conf)
-	writeFile(t, filepath.Join(e.dir, config.PartitionsFileName), partitionsJSON)
+	parts := partitionsJSON
+	if o.partitions != "" {
+		parts = o.partitions
+	}
+	writeFile(t, filepath.Join(e.dir, config.PartitionsFileName), parts)
 	cfg, err := config.Load(e.dir)
 	if err != nil {
 		t.Fatalf("loading the fault-matrix config: %v", err)
@@ -220,6 +246,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		LockDir:       e.dir,
 		TagsPerSecond: 1000,
 		Now:           e.clk.Now,
+	}
+	if len(o.accounts) > 0 {
+		e.useAccounts(o.accounts, log)
 	}
 	e.ctld = newSlurmctld(e)
 	t.Cleanup(func() {
@@ -353,15 +382,93 @@ func (e *env) note(s string) {
 	}
 }
 
-// instances are our cluster's instances in ec2sim, any state.
+// instances are our cluster's instances in ec2sim (every account), any state.
 func (e *env) instances() []ec2sim.InstanceInfo {
 	var out []ec2sim.InstanceInfo
-	for _, in := range e.sim.Instances(region) {
-		if in.Tags[fleet.TagCluster] == cluster {
-			out = append(out, in)
+	sims := []*ec2sim.Sim{e.sim}
+	for _, p := range slices.Sorted(maps.Keys(e.accounts)) {
+		sims = append(sims, e.accounts[p].sim)
+	}
+	for _, sim := range sims {
+		for _, in := range sim.Instances(region) {
+			if in.Tags[fleet.TagCluster] == cluster {
+				out = append(out, in)
+			}
 		}
 	}
 	return out
+}
+
+// useAccounts gives each profile its own ec2sim (on the case's clock, with its own instance ids)
+// and makes the plugin's clients pick the endpoint by profile.
+func (e *env) useAccounts(profiles []string, log *slog.Logger) {
+	e.accounts = map[string]*account{}
+	e.unreachable = map[string]bool{}
+	for i, p := range profiles {
+		sim := ec2sim.New(ec2sim.Options{Seed: uint64(100 + i), Now: e.clk.Now, AccountID: fmt.Sprintf("%012d", 100000000000+i)})
+		srv := httptest.NewServer(sim)
+		e.t.Cleanup(srv.Close)
+		e.accounts[p] = &account{sim: sim, url: srv.URL}
+	}
+	cl := fleet.NewClients(fleet.Options{Logger: log, MaxAttempts: 6, MaxBackoff: 200 * time.Millisecond, HTTPTimeout: 60 * time.Second})
+	cl.New = func(ctx context.Context, reg, profile string) (fleet.EC2API, error) {
+		e.mu.Lock()
+		down := e.unreachable[profile]
+		e.mu.Unlock()
+		url := e.url
+		if profile != "" {
+			a, ok := e.accounts[profile]
+			if !ok || down {
+				return nil, fmt.Errorf("failed to get shared config profile, %s", profile)
+			}
+			url = a.url
+		}
+		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(reg))
+		if err != nil {
+			return nil, err
+		}
+		return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(url) }), nil
+	}
+	e.deps.EC2 = cl
+}
+
+// setUnreachable makes a profile's client fail (a profile missing from ~/.aws/config) or work.
+func (e *env) setUnreachable(profile string, down bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.unreachable[profile] = down
+}
+
+// launchRaw launches n instances with tags in an account (nil: the main one), as something
+// other than resume would.
+func (e *env) launchRaw(a *account, n int, tags map[string]string) []string {
+	e.t.Helper()
+	url := e.url
+	if a != nil {
+		url = a.url
+	}
+	var ts []types.Tag
+	for k, v := range tags {
+		ts = append(ts, fleet.T(k, v))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(region))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out, err := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(url) }).RunInstances(context.Background(), &ec2.RunInstancesInput{
+		MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n)),
+		LaunchTemplate:    &types.LaunchTemplateSpecification{LaunchTemplateName: aws.String("template-name")},
+		SubnetId:          aws.String("subnet-11111111"),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: ts}},
+	})
+	if err != nil {
+		e.t.Fatalf("RunInstances: %v", err)
+	}
+	var ids []string
+	for _, in := range out.Instances {
+		ids = append(ids, aws.ToString(in.InstanceId))
+	}
+	return ids
 }
 
 func live(in ec2sim.InstanceInfo) bool { return in.State == "pending" || in.State == "running" }
@@ -398,6 +505,9 @@ func (e *env) liveIDs(nodes ...string) []string {
 func (e *env) recoverAndCheck() []string {
 	e.t.Helper()
 	e.sim.ClearFaults()
+	for p := range e.accounts {
+		e.setUnreachable(p, false)
+	}
 	e.lat.clear()
 	e.fake.SetFaults(fakeslurm.Faults{})
 	for run := 1; run <= 2; run++ {
