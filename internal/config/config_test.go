@@ -379,4 +379,3 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
-
