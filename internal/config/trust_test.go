@@ -75,7 +75,7 @@ func TestLoadRefusesFilesOthersCouldWrite(t *testing.T) {
 			if err := os.Mkdir(sticky, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			chmod(t, sticky, 0o1777)
+			chmod(t, sticky, os.ModeSticky|0o777)
 			link := filepath.Join(sticky, "config.json")
 			if err := os.Symlink(filepath.Join(dir, ConfigFileName), link); err != nil {
 				t.Fatal(err)

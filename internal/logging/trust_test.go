@@ -28,7 +28,7 @@ func TestLogRefusesPlantedFiles(t *testing.T) {
 			}
 		}},
 		"log file owned by nobody in a sticky world-writable directory": {root: true, plant: func(t *testing.T, dir, logFile, target string) {
-			if err := os.Chmod(dir, 0o1777); err != nil {
+			if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(logFile, nil, 0o666); err != nil {
