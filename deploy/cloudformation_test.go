@@ -464,6 +464,18 @@ func TestTemplateTrustBoundaries(t *testing.T) {
 		}
 	})
 
+	t.Run("ARNs as the Service Authorization Reference writes them", func(t *testing.T) {
+		// Snapshots and images may belong to any account: their ARNs carry none
+		// (list_amazonec2.html, Resource types), so an account there never matches.
+		_, raw := loadTemplate(t)
+		if m := regexp.MustCompile(`:\$\{AWS::AccountId\}:(snapshot|image)/`).Find(raw); m != nil {
+			t.Errorf("template puts an account in a %s ARN", m)
+		}
+		if !strings.Contains(string(raw), `arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*`) {
+			t.Error("launch statement lacks the snapshot resource")
+		}
+	})
+
 	t.Run("release checksum required", func(t *testing.T) {
 		p := tpl.Parameters["SlurmEc2ReleaseSHA256"]
 		if p.Default != nil {
