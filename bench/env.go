@@ -158,6 +158,7 @@ func (e *env) writeConfig() error {
   "LogFileName": %q,
   "SlurmBinPath": %q,
   "ClusterName": %q,
+  "LockDir": %q,
   "CoolDownSeconds": 600,
   "OrphanGraceSeconds": 300,
   "CommandTimeoutSeconds": 120,
@@ -165,7 +166,7 @@ func (e *env) writeConfig() error {
     "SuspendProgram": "/usr/lib/slurm-ec2/suspend", "ResumeFailProgram": "/usr/lib/slurm-ec2/resume-fail",
     "ResumeRate": 0, "SuspendRate": 0, "ResumeTimeout": 600, "SuspendTime": 350, "TreeWidth": 60000}
 }
-`, filepath.Join(e.work, "log", "slurm-ec2.log"), e.slurmBin, cluster)
+`, filepath.Join(e.work, "log", "slurm-ec2.log"), e.slurmBin, cluster, filepath.Join(e.work, "locks"))
 	ngs := ""
 	for i, g := range groups {
 		if i > 0 {

@@ -9,7 +9,17 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/slurm-ec2/slurm-ec2/internal/trust"
 )
+
+// lockDirError is a lock directory or file another user could have written: a configuration
+// problem (exit 2) the operator fixes with the command it names; nothing was launched.
+type lockDirError struct{ err error }
+
+func (e *lockDirError) Error() string { return e.err.Error() }
+func (e *lockDirError) Unwrap() error { return e.err }
+func (e *lockDirError) ExitCode() int { return 2 }
 
 // lockGroups takes an exclusive flock on each node group's lock file, in sorted order (no
 // deadlock between processes taking overlapping sets), and returns the function that releases
@@ -17,6 +27,10 @@ import (
 func (d *Deps) lockGroups(ctx context.Context, groups []string) (unlock func(), err error) {
 	if d.LockDir == "" || len(groups) == 0 {
 		return func() {}, nil
+	}
+	t := trust.Self()
+	if err := t.EnsureDir(d.LockDir, 0o700); err != nil {
+		return nil, &lockDirError{fmt.Errorf("lock directory (LockDir in config.json): %w", err)}
 	}
 	names := slices.Clone(groups)
 	slices.Sort(names)
@@ -30,9 +44,15 @@ func (d *Deps) lockGroups(ctx context.Context, groups []string) (unlock func(), 
 	}
 	for _, g := range names {
 		p := filepath.Join(d.LockDir, fmt.Sprintf(".slurm-ec2-%s-%s.lock", d.Cluster, g))
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o640)
+		// No symlink followed, and what was opened must be a plain file of ours (trust.OpenFile):
+		// a link planted in a shared lock directory leads nowhere.
+		f, err := t.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
 		if err != nil {
 			unlock()
+			var ut *trust.Untrusted
+			if errors.As(err, &ut) {
+				return nil, &lockDirError{fmt.Errorf("lock file: %w", err)}
+			}
 			return nil, fmt.Errorf("opening lock file %s (LockDir must be writable by SlurmUser): %w", p, err)
 		}
 		if err := flockContext(ctx, f); err != nil {

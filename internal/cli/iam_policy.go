@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/iampolicy"
 )
@@ -45,18 +43,7 @@ func runIAMPolicy(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	for _, g := range cfg.NodeGroups() {
-		ig := iampolicy.Group{
-			Region:             g.Region,
-			LaunchTemplateID:   aws.ToString(g.LaunchTemplateSpecification.LaunchTemplateId),
-			LaunchTemplateName: aws.ToString(g.LaunchTemplateSpecification.LaunchTemplateName),
-			SubnetIDs:          append([]string(nil), g.SubnetIds...),
-		}
-		for _, o := range g.LaunchTemplateOverrides {
-			if s := aws.ToString(o.SubnetId); s != "" {
-				ig.SubnetIDs = append(ig.SubnetIDs, s)
-			}
-		}
-		in.Groups = append(in.Groups, ig)
+		in.Groups = append(in.Groups, iampolicy.GroupFrom(g))
 	}
 	p, err := iampolicy.Build(in, *node)
 	if err != nil {

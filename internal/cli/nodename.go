@@ -72,7 +72,7 @@ func runNodename(ctx context.Context, env *Env, args []string) error {
 			}
 			out := make([]nodename.SlurmNode, 0, len(nodes))
 			for _, n := range nodes {
-				out = append(out, nodename.SlurmNode{Name: n.Name, Addr: n.Addr})
+				out = append(out, nodename.SlurmNode{Name: n.Name, Addr: n.Addr, PoweredDown: n.PoweredDown() || n.PoweringDown()})
 			}
 			return out, nil
 		}

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/burst"
@@ -51,7 +50,7 @@ func openSession(env *Env, configDir string) (*session, error) {
 		Slurm:   &slurm.Client{BinDir: cfg.SlurmBinPath, Timeout: timeout, Logger: log},
 		EC2:     fleet.NewClients(fleet.Options{Logger: log}),
 		Log:     log,
-		LockDir: filepath.Dir(cfg.LogFileName),
+		LockDir: cfg.LockDir,
 	}
 	return &session{cfg: cfg, deps: deps, closer: closer}, nil
 }

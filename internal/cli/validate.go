@@ -62,6 +62,19 @@ func runValidate(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(w, "cluster: %s\n", name)
 	}
 	fmt.Fprintf(w, "log: %s at %s\n", cfg.LogFileName, cfg.LogLevel)
+	// Where slurm-ec2 writes, checked as the user running validate (run it as SlurmUser).
+	report, problems := cfg.RuntimeDirs()
+	for _, line := range report {
+		fmt.Fprintln(w, line)
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(env.Stderr, p.String())
+		}
+		n := len(problems)
+		fmt.Fprintf(env.Stderr, "%d problem%s found; see docs/configuration.md for every key\n", n, plural(n))
+		return &silentError{code: ExitUsage}
+	}
 	if *live {
 		return validateAWS(ctx, env, *dir)
 	}

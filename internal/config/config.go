@@ -24,6 +24,9 @@ const (
 	DefaultCoolDownSeconds       = 300
 	DefaultOrphanGraceSeconds    = 300
 	DefaultCommandTimeoutSeconds = 60
+	// DefaultLockDir holds the per-node-group lock files. /run/lock is where FHS 3.0 puts lock
+	// files; slurm-ec2 creates this directory (0700, owned by the user running it) on first use.
+	DefaultLockDir = "/run/lock/slurm-ec2"
 )
 
 // KV is one key=value of a Slurm setting, kept in file order.
@@ -43,6 +46,7 @@ type Config struct {
 	ClusterName                                                string
 	CoolDownSeconds, OrphanGraceSeconds, CommandTimeoutSeconds int
 	MetricsFile                                                string
+	LockDir                                                    string // absolute; DefaultLockDir when omitted
 
 	Partitions []Partition
 

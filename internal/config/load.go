@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/slurm-ec2/slurm-ec2/internal/trust"
 )
 
 // MaxNodesLimit bounds MaxNodes of one node group (and so one hostlist).
@@ -21,7 +23,8 @@ var (
 	logLevels = []string{"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}
 
 	configKeys = []string{"LogLevel", "LogFileName", "SlurmBinPath", "SlurmConf",
-		"ClusterName", "CoolDownSeconds", "OrphanGraceSeconds", "CommandTimeoutSeconds", "MetricsFile", "NodeGroupOptions"}
+		"ClusterName", "CoolDownSeconds", "OrphanGraceSeconds", "CommandTimeoutSeconds", "MetricsFile", "NodeGroupOptions",
+		"LockDir"}
 	nodeGroupOptionKeys = []string{"AllOrNothing"}
 	partitionsKeys      = []string{"Partitions"}
 	partitionKeys       = []string{"PartitionName", "NodeGroups", "PartitionOptions"}
@@ -42,33 +45,19 @@ func LoadFiles(configFile, partitionsFile string) (*Config, error) {
 	cdata, cerr := os.ReadFile(configFile)
 	pdata, perr := os.ReadFile(partitionsFile)
 	if cerr == nil {
-		cerr = checkWritable(configFile)
+		cerr = trust.Self().File(configFile)
 	}
 	if perr == nil {
-		perr = checkWritable(partitionsFile)
+		perr = trust.Self().File(partitionsFile)
 	}
-	return load(configFile, cdata, cerr, partitionsFile, pdata, perr)
-}
-
-// errWorldWritable is a configuration file (or its directory) anyone may change. slurm-ec2 runs
-// as SlurmUser and launches and terminates instances as the files say: refuse them.
-var errWorldWritable = errors.New("writable by every user on this machine")
-
-// checkWritable refuses a file that other users may write, or that sits in a directory other
-// users may write to without the sticky bit (they could replace it).
-func checkWritable(path string) error {
-	fi, err := os.Stat(path)
+	cfg, err := load(configFile, cdata, cerr, partitionsFile, pdata, perr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if fi.Mode().Perm()&0o002 != 0 {
-		return fmt.Errorf("%w: run 'chmod o-w %s'", errWorldWritable, path)
+	if err := checkSlurmBinPath(cfg); err != nil {
+		return nil, err
 	}
-	dir := filepath.Dir(path)
-	if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o002 != 0 && di.Mode()&os.ModeSticky == 0 {
-		return fmt.Errorf("%w: its directory %s is; run 'chmod o-w %s'", errWorldWritable, dir, dir)
-	}
-	return nil
+	return cfg, nil
 }
 
 // load decodes both files' contents; readErr are the errors of reading them.
@@ -82,6 +71,7 @@ func load(configFile string, cdata []byte, cerr error, partitionsFile string, pd
 		CoolDownSeconds:       DefaultCoolDownSeconds,
 		OrphanGraceSeconds:    DefaultOrphanGraceSeconds,
 		CommandTimeoutSeconds: DefaultCommandTimeoutSeconds,
+		LockDir:               DefaultLockDir,
 	}
 	cfg.LogFileName = filepath.Join(cfg.Dir, DefaultLogFile)
 
@@ -106,8 +96,11 @@ func load(configFile string, cdata []byte, cerr error, partitionsFile string, pd
 
 func readJSON(c *checker, data []byte, err error) *node {
 	if err != nil {
+		var ut *trust.Untrusted
 		if errors.Is(err, os.ErrNotExist) {
 			c.add("", "file not found: create it (see docs/configuration.md) or point --config-dir at the directory that holds it")
+		} else if errors.As(err, &ut) {
+			c.add("", "refused: %v", err)
 		} else {
 			c.add("", "cannot read: %v", err)
 		}
@@ -174,6 +167,13 @@ func decodeConfig(c *checker, root *node, cfg *Config) map[string]*node {
 	}
 	if v, ok := c.str(m, "", "MetricsFile", false); ok && v != "" {
 		cfg.MetricsFile = beside(cfg.Dir, v)
+	}
+	if v, ok := c.str(m, "", "LockDir", false); ok && v != "" {
+		if !filepath.IsAbs(v) {
+			c.add("LockDir", "%q is not an absolute path: give a directory only SlurmUser can write, e.g. %s", v, DefaultLockDir)
+		} else {
+			cfg.LockDir = filepath.Clean(v)
+		}
 	}
 	if n, ok := m["NodeGroupOptions"]; ok {
 		if n.kind != kObject {

@@ -52,6 +52,9 @@ type Group struct {
 	LaunchTemplateID   string
 	LaunchTemplateName string
 	SubnetIDs          []string // from SubnetIds and LaunchTemplateOverrides
+	// Resources are resource suffixes the group's options name, e.g. "placement-group/hpc",
+	// "capacity-reservation/*", "snapshot/snap-0123" (see OptionGrants).
+	Resources []string
 }
 
 // Policy is an IAM policy document.
@@ -77,8 +80,15 @@ type Policies struct {
 
 type arns struct{ partition, account string }
 
+// ec2 is the ARN of an EC2 resource, written as the Service Authorization Reference writes
+// each type (list_amazonec2.html, Resource types): images and snapshots, which may belong to
+// any account, carry no account; every other type carries it.
 func (a arns) ec2(region, resource string) string {
-	return fmt.Sprintf("arn:%s:ec2:%s:%s:%s", a.partition, region, a.account, resource)
+	account := a.account
+	if typ, _, _ := strings.Cut(resource, "/"); typ == "image" || typ == "snapshot" {
+		account = ""
+	}
+	return fmt.Sprintf("arn:%s:ec2:%s:%s:%s", a.partition, region, account, resource)
 }
 
 // Head builds the head node policy.
@@ -130,12 +140,16 @@ func Head(in Input) (*Policy, error) {
 		subnets = append(subnets, a.ec2(r, "subnet/*"))
 	}
 	var launchRes []string
-	for _, r := range []string{"volume/*", "network-interface/*", "security-group/*", "key-pair/*", "snapshot/*", "placement-group/*", "fleet/*", "spot-instances-request/*"} {
+	for _, r := range []string{"volume/*", "network-interface/*", "security-group/*", "key-pair/*", "snapshot/*", "image/*", "placement-group/*", "fleet/*", "spot-instances-request/*"} {
 		launchRes = append(launchRes, each(r)...)
 	}
-	for _, r := range regions {
-		launchRes = append(launchRes, fmt.Sprintf("arn:%s:ec2:%s::image/*", a.partition, r)) // AMI ARNs carry no account
+	var optional []string
+	for _, g := range in.Groups {
+		for _, r := range g.Resources {
+			optional = append(optional, a.ec2(g.Region, r))
+		}
 	}
+	launchRes = append(launchRes, dedupe(optional)...)
 	launchRes = append(launchRes, dedupe(subnets)...)
 	launchRes = append(launchRes, dedupe(templates)...)
 

@@ -9,7 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+
+	"github.com/slurm-ec2/slurm-ec2/internal/trust"
 )
 
 // LevelCritical is the spec's CRITICAL, above slog's Error.
@@ -67,22 +70,23 @@ func New(cfg LogSettings, stderr io.Writer) (*slog.Logger, io.Closer, error) {
 	return slog.New(tee{slog.NewTextHandler(f, opts), errH}), f, nil
 }
 
+// openLog opens the log file for appending as a program running as root must: its directory
+// trusted (owned by root or us, not writable by group or others unless sticky), no symlink
+// followed, and the file opened checked to be a plain file of ours (trust.OpenFile).
 func openLog(name string) (*os.File, error) {
-	if st, err := os.Stat(name); err == nil && st.Mode().IsRegular() && st.Size() > MaxFileSize {
+	t := trust.Self()
+	if err := t.Dir(filepath.Dir(name)); err != nil {
+		return nil, fmt.Errorf("log directory: %w", err)
+	}
+	if st, err := os.Lstat(name); err == nil && st.Mode().IsRegular() && st.Size() > MaxFileSize {
 		if err := os.Rename(name, name+".1"); err != nil {
 			return nil, fmt.Errorf("rotating %s: %w", name, err)
 		}
 	}
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	// A log names instances, addresses and nodes: never world-readable, even if an older file was.
+	f, err := t.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("opening log file: %w", err)
-	}
-	// A log names instances, addresses and nodes: never world-readable, even if an older file was.
-	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o007 != 0 {
-		if err := f.Chmod(st.Mode().Perm() &^ 0o007); err != nil {
-			_ = f.Close()
-			return nil, fmt.Errorf("making log file %s private: %w", name, err)
-		}
 	}
 	return f, nil
 }

@@ -57,6 +57,9 @@ var (
 // SlurmNode is a Slurm node name and its NodeAddr.
 type SlurmNode struct {
 	Name, Addr string
+	// PoweredDown is a node that is powered down or powering down: its NodeAddr is what its last
+	// instance had, and EC2 may have given that address to this new instance since.
+	PoweredDown bool
 }
 
 // Resolver finds this instance's node name. Only IMDS is required; a nil optional source is skipped.
@@ -270,11 +273,13 @@ func describeNameTag(ctx context.Context, api TagsAPI, instanceID string) (strin
 }
 
 // matchAddr returns the node whose NodeAddr is ip, if exactly one has it. A NodeAddr equal to the
-// node name (Slurm's default before resume sets it) never matches an IP.
+// node name (Slurm's default before resume sets it) never matches an IP, and neither does a
+// powered-down node's: resume sets NodeAddr before this instance boots, so the node this instance
+// is for is powering up, never powered down.
 func matchAddr(nodes []SlurmNode, ip string) string {
 	found := ""
 	for _, n := range nodes {
-		if n.Addr == ip {
+		if n.Addr == ip && !n.PoweredDown {
 			if found != "" {
 				return "" // ambiguous: two nodes claim this address; wait for the Name tag
 			}

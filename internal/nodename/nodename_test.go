@@ -117,17 +117,30 @@ func TestResolve(t *testing.T) {
 		},
 		"nodeaddr before any tag": {
 			meta: baseMeta(), tags: &fakeTags{},
-			slurm: []SlurmNode{{"aws-spot-6", "aws-spot-6"}, {"aws-spot-7", "10.0.1.7"}, {"aws-spot-8", "10.0.1.8"}},
+			slurm: []SlurmNode{{Name: "aws-spot-6", Addr: "aws-spot-6"}, {Name: "aws-spot-7", Addr: "10.0.1.7"}, {Name: "aws-spot-8", Addr: "10.0.1.8"}},
 			wait:  time.Minute, want: Result{"aws-spot-7", SourceNodeAddr}, wantTagAPI: 1,
 		},
 		"two nodes claim the address: not trusted": {
 			meta: baseMeta(), tags: &fakeTags{},
-			slurm: []SlurmNode{{"aws-spot-6", "10.0.1.7"}, {"aws-spot-7", "10.0.1.7"}},
+			slurm: []SlurmNode{{Name: "aws-spot-6", Addr: "10.0.1.7"}, {Name: "aws-spot-7", Addr: "10.0.1.7"}},
+			wait:  2 * time.Second, wantErr: "no node name found", wantTagAPI: 3,
+		},
+		// Issue 15: aws-spot-3 was suspended; its stale NodeAddr is the address EC2 gave this new
+		// instance, which resume launched for aws-spot-7 (still being named). The powered-down
+		// node must not be taken.
+		"powered-down node's stale address is ignored": {
+			meta: baseMeta(), tags: &fakeTags{},
+			slurm: []SlurmNode{{Name: "aws-spot-3", Addr: "10.0.1.7", PoweredDown: true}, {Name: "aws-spot-7", Addr: "10.0.1.7"}},
+			wait:  time.Minute, want: Result{"aws-spot-7", SourceNodeAddr}, wantTagAPI: 1,
+		},
+		"only a powered-down node has the address: no name": {
+			meta: baseMeta(), tags: &fakeTags{},
+			slurm: []SlurmNode{{Name: "aws-spot-3", Addr: "10.0.1.7", PoweredDown: true}},
 			wait:  2 * time.Second, wantErr: "no node name found", wantTagAPI: 3,
 		},
 		"permission error stops describe tags, nodeaddr still works": {
 			meta: baseMeta(), tags: &fakeTags{err: permErr},
-			slurm: []SlurmNode{{"aws-spot-7", "10.0.1.7"}},
+			slurm: []SlurmNode{{Name: "aws-spot-7", Addr: "10.0.1.7"}},
 			wait:  time.Minute, want: Result{"aws-spot-7", SourceNodeAddr}, wantTagAPI: 1,
 		},
 		"nothing in time, hostname fallback": {

@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/slurm-ec2/slurm-ec2/internal/trust"
 )
 
 // Batch limits for `scontrol update`. Measured on real 22.05: one call with
@@ -102,6 +105,11 @@ func (c *Client) run(ctx context.Context, prog string, args ...string) ([]byte, 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	path := c.bin(prog)
+	// Never run a program another user could have replaced: slurm-ec2 runs as root or SlurmUser.
+	// A missing program is left to exec, whose error says so.
+	if err := trust.Self().File(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("refusing to run %s: %w", path, err)
+	}
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {

@@ -211,9 +211,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	conf := fmt.Sprintf(`{"LogLevel": "DEBUG", "LogFileName": %q, "SlurmBinPath": %q,
 	  "SlurmConf": {"PrivateData": "CLOUD", "ResumeProgram": "/usr/bin/resume", "SuspendProgram": "/usr/bin/suspend",
 	    "ResumeRate": 100, "SuspendRate": 100, "ResumeTimeout": %d, "SuspendTime": 350, "SuspendTimeout": %d},
-	  "ClusterName": %q, "CoolDownSeconds": %d, "OrphanGraceSeconds": %d, "CommandTimeoutSeconds": 3}`,
+	  "ClusterName": %q, "CoolDownSeconds": %d, "OrphanGraceSeconds": %d, "CommandTimeoutSeconds": 3, "LockDir": %q}`,
 		filepath.Join(e.dir, "aws_plugin.log"), e.fake.BinDir, int(resumeTimeout.Seconds()), int(suspendTimeout.Seconds()),
-		cluster, int(coolDown.Seconds()), int(orphanGrace.Seconds()))
+		cluster, int(coolDown.Seconds()), int(orphanGrace.Seconds()), e.dir)
 	writeFile(t, filepath.Join(e.dir, config.ConfigFileName), conf)
 	parts := partitionsJSON
 	if o.partitions != "" {
