@@ -18,7 +18,7 @@ import (
 )
 
 // EC2API is the subset of *ec2.Client that slurm-ec2 calls, with the SDK's own signatures so the
-// real client satisfies it unchanged. Every action here is listed in HeadNodeActions.
+// real client satisfies it unchanged. Every action here is listed in HeadNodeActions or ConfigActions.
 type EC2API interface {
 	CreateFleet(ctx context.Context, in *ec2.CreateFleetInput, opts ...func(*ec2.Options)) (*ec2.CreateFleetOutput, error)
 	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, opts ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
@@ -27,6 +27,8 @@ type EC2API interface {
 	DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
 	DescribeLaunchTemplates(ctx context.Context, in *ec2.DescribeLaunchTemplatesInput, opts ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
 	DescribeSpotInstanceRequests(ctx context.Context, in *ec2.DescribeSpotInstanceRequestsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSpotInstanceRequestsOutput, error)
+	// DescribeInstanceTypes is called by generate-conf and validate --aws only (ConfigActions).
+	DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInstanceTypesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
 }
 
 var _ EC2API = (*ec2.Client)(nil)
@@ -201,5 +203,16 @@ func (l *logged) DescribeSpotInstanceRequests(ctx context.Context, in *ec2.Descr
 		n = len(out.SpotInstanceRequests)
 	}
 	l.done(ctx, "DescribeSpotInstanceRequests", start, err, "requests", n)
+	return out, err
+}
+
+func (l *logged) DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInstanceTypesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
+	start := time.Now()
+	out, err := l.api.DescribeInstanceTypes(ctx, in, opts...)
+	n := 0
+	if out != nil {
+		n = len(out.InstanceTypes)
+	}
+	l.done(ctx, "DescribeInstanceTypes", start, err, "types", n)
 	return out, err
 }
