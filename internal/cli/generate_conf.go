@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/confgen"
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
+	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
 )
 
 // File names written by generate-conf.
@@ -24,6 +28,8 @@ func runGenerateConf(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "generate-conf")
 	dir := addConfigFlag(fs)
 	out := fs.String("o", "", "output file, or - for stdout (default: "+slurmConfOut+" in the config directory)")
+	noEC2 := fs.Bool("no-ec2", false, "never ask EC2: node groups without CPUs or RealMemory get only what partitions.json gives")
+	timeout := fs.Duration("ec2-timeout", defaultDescribeTimeout, "how long to wait for EC2 (DescribeInstanceTypes) before giving up")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -42,11 +48,20 @@ func runGenerateConf(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	var shapes confgen.Shapes
+	if !*noEC2 {
+		if shapes, err = describeGroups(ctx, cfg, fleet.NewClients(ec2Options(*timeout)), *timeout); err != nil {
+			return err
+		}
+	}
+	for _, w := range confgen.Warnings(cfg, shapes) {
+		fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: warning: %s\n", w)
+	}
 	var conf, gres bytes.Buffer
-	if err := confgen.Write(&conf, cfg); err != nil {
+	if err := confgen.Write(&conf, cfg, shapes); err != nil {
 		return &UsageError{Msg: err.Error()}
 	}
-	wroteGres, err := confgen.WriteGres(&gres, cfg)
+	wroteGres, err := confgen.WriteGres(&gres, cfg, shapes)
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
 	}
@@ -99,4 +114,75 @@ func writeFileAtomic(name string, data []byte) error {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
 	return nil
+}
+
+// defaultDescribeTimeout bounds generate-conf's EC2 calls: without network or credentials the
+// SDK would otherwise retry (and probe instance metadata for credentials) for minutes.
+const defaultDescribeTimeout = 30 * time.Second
+
+// ec2Options are the SDK settings of generate-conf and validate --aws's shape check: few
+// retries, short waits, so a missing network fails within the timeout.
+func ec2Options(timeout time.Duration) fleet.Options {
+	return fleet.Options{MaxAttempts: 3, MaxBackoff: 2 * time.Second, HTTPTimeout: min(timeout, 20*time.Second)}
+}
+
+// describeGroups asks EC2 (one paginated DescribeInstanceTypes per region and profile) for
+// the instance types of the node groups whose SlurmSpecifications leave out CPUs or
+// RealMemory. Without such groups it makes no call at all.
+func describeGroups(ctx context.Context, cfg *config.Config, clients *fleet.Clients, timeout time.Duration) (confgen.Shapes, error) {
+	type account struct{ region, profile string }
+	want := map[account][]string{}
+	needers := map[account][]string{}
+	var order []account
+	for _, g := range cfg.NodeGroups() {
+		if !confgen.NeedsEC2(g) {
+			continue
+		}
+		names, _ := confgen.InstanceTypes(g)
+		if len(names) == 0 {
+			continue
+		}
+		a := account{g.Region, g.ProfileName}
+		if _, ok := want[a]; !ok {
+			order = append(order, a)
+		}
+		for _, n := range names {
+			if !slices.Contains(want[a], n) {
+				want[a] = append(want[a], n)
+			}
+		}
+		needers[a] = append(needers[a], g.Name())
+	}
+	if len(order) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	shapes := confgen.Shapes{}
+	for _, a := range order {
+		where := a.region
+		if a.profile != "" {
+			where += " with profile " + a.profile
+		}
+		api, err := clients.Get(ctx, a.region, a.profile)
+		var got map[string]fleet.Shape
+		if err == nil {
+			got, err = fleet.DescribeShapes(ctx, api, want[a])
+		}
+		if err != nil {
+			msg := fmt.Sprintf("node group%s %s give no CPUs or RealMemory, so generate-conf asks EC2 about %s in %s: %v; ",
+				plural(len(needers[a])), strings.Join(needers[a], ", "), strings.Join(want[a], ", "), where, err)
+			if code := fleet.ErrorCode(err); code == "InvalidInstanceType" {
+				return nil, &UsageError{Msg: msg + "fix LaunchTemplateOverrides[].InstanceType in " + cfg.PartitionsFile}
+			}
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				msg += fmt.Sprintf("no answer within %s; ", timeout)
+			}
+			return nil, fmt.Errorf("%sgive CPUs and RealMemory in SlurmSpecifications of %s, run where EC2 is reachable with credentials allowed ec2:DescribeInstanceTypes, or pass -no-ec2", msg, cfg.PartitionsFile)
+		}
+		for k, v := range got {
+			shapes[k] = v
+		}
+	}
+	return shapes, nil
 }

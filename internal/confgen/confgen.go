@@ -40,14 +40,15 @@ const (
 
 // Write writes the slurm.conf snippet: SlurmConf in file order, the cloud settings above
 // that SlurmConf does not give, one NodeName line per node group and one PartitionName line
-// per partition.
-func Write(w io.Writer, cfg *config.Config) error {
+// per partition. shapes (nil when nothing was looked up) fills in what SlurmSpecifications
+// leave out of a NodeName line; comment lines above it say what came from EC2.
+func Write(w io.Writer, cfg *config.Config, shapes Shapes) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "# slurm-ec2 generate-conf: append to slurm.conf (from %s and %s)\n", filepath.Base(cfg.ConfigFile), filepath.Base(cfg.PartitionsFile))
 	for _, kv := range cfg.SlurmConf {
 		fmt.Fprintf(bw, "%s=%s\n", kv.Key, kv.Value)
 	}
-	rec, err := recommended(cfg)
+	rec, err := recommended(cfg, shapes)
 	if err != nil {
 		return err
 	}
@@ -57,8 +58,15 @@ func Write(w io.Writer, cfg *config.Config) error {
 		}
 	}
 	for _, g := range cfg.NodeGroups() {
+		d := derive(g, shapes)
+		for _, n := range d.notes {
+			fmt.Fprintf(bw, "# %s\n", n)
+		}
+		for _, n := range d.warns {
+			fmt.Fprintf(bw, "# warning: %s\n", n)
+		}
 		fmt.Fprintf(bw, "NodeName=%s State=CLOUD", g.Hostlist())
-		for _, kv := range g.SlurmSpecifications {
+		for _, kv := range append(slices.Clone(g.SlurmSpecifications), d.specs...) {
 			fmt.Fprintf(bw, " %s=%s", kv.Key, kv.Value)
 		}
 		bw.WriteByte('\n')
@@ -89,11 +97,11 @@ func Write(w io.Writer, cfg *config.Config) error {
 	return nil
 }
 
-func recommended(cfg *config.Config) ([]config.KV, error) {
+func recommended(cfg *config.Config, shapes Shapes) ([]config.KV, error) {
 	var out []config.KV
 	// GresTypes must list every gres name used by a NodeName line, or slurmctld refuses
 	// to start.
-	groups, err := groupGres(cfg)
+	groups, err := groupGres(cfg, shapes)
 	if err != nil {
 		return nil, err
 	}
@@ -124,11 +132,15 @@ type nodeGroupGres struct {
 	gres  []Gres
 }
 
-// groupGres parses the Gres= of every node group that declares one, in config order.
-func groupGres(cfg *config.Config) ([]nodeGroupGres, error) {
+// groupGres parses the Gres= of every node group that declares one or gets one from EC2, in
+// config order.
+func groupGres(cfg *config.Config, shapes Shapes) ([]nodeGroupGres, error) {
 	var out []nodeGroupGres
 	for _, ng := range cfg.NodeGroups() {
 		spec, ok := config.Lookup(ng.SlurmSpecifications, "Gres")
+		if !ok {
+			spec, ok = config.Lookup(derive(ng, shapes).specs, "Gres")
+		}
 		if !ok || spec == "" {
 			continue
 		}
@@ -203,13 +215,13 @@ func splitOutsideParens(s string) []string {
 }
 
 // WriteGres writes the gres.conf lines of every node group whose SlurmSpecifications give
-// Gres=. It reports whether there was any. The lines give counts only: device files differ
+// Gres= or whose instance types have GPUs (shapes). It reports whether there was any. The lines give counts only: device files differ
 // between instance types, so File= is left out, which is enough for scheduling and
 // accounting. For device binding (CUDA_VISIBLE_DEVICES through cgroups) on an AMI whose
 // slurmd is built with NVML, use "AutoDetect=nvml" in the compute nodes' gres.conf instead;
 // the header of the output says so.
-func WriteGres(w io.Writer, cfg *config.Config) (wrote bool, err error) {
-	groups, err := groupGres(cfg)
+func WriteGres(w io.Writer, cfg *config.Config, shapes Shapes) (wrote bool, err error) {
+	groups, err := groupGres(cfg, shapes)
 	if err != nil {
 		return false, err
 	}

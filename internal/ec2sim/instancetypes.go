@@ -104,6 +104,7 @@ func builtinInstanceTypes() []InstanceTypeSpec {
 		efa(gpu(x86("p4d.24xlarge", 96, 1152, "Intel", 32.7726), "A100", "NVIDIA", 8, 40960), 4),
 		efa(gpu(x86("p5.48xlarge", 192, 2048, "AMD", 98.32), "H100", "NVIDIA", 8, 81920), 32),
 		gpu(x86("g4dn.xlarge", 4, 16, "Intel", 0.526), "T4", "NVIDIA", 1, 16384),
+		gpu(x86("g4dn.2xlarge", 8, 32, "Intel", 0.752), "T4", "NVIDIA", 1, 16384),
 		gpu(x86("g5.xlarge", 4, 16, "AMD", 1.006), "A10G", "NVIDIA", 1, 24576),
 		gpu(x86("g5.2xlarge", 8, 32, "AMD", 1.212), "A10G", "NVIDIA", 1, 24576),
 		efa(gpu(x86("g5.12xlarge", 48, 192, "AMD", 5.672), "A10G", "NVIDIA", 4, 24576), 1),

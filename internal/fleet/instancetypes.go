@@ -144,6 +144,7 @@ func Common(shapes []Shape) (common Shape, waste []string) {
 	common = shapes[0]
 	common.GPUs = slices.Clone(common.GPUs)
 	common.Neuron = slices.Clone(common.Neuron)
+	mixedArch := false
 	for _, s := range shapes[1:] {
 		common.VCPUs = min(common.VCPUs, s.VCPUs)
 		common.Cores = min(common.Cores, s.Cores)
@@ -152,11 +153,18 @@ func Common(shapes []Shape) (common Shape, waste []string) {
 		common.GPUs = intersect(common.GPUs, s.GPUs)
 		common.Neuron = intersect(common.Neuron, s.Neuron)
 		common.EFA = common.EFA && s.EFA
-		if s.Architecture != common.Architecture {
-			common.Architecture = ""
+		switch {
+		case s.Architecture == "" || s.Architecture == common.Architecture: // unknown or same
+		case common.Architecture == "":
+			common.Architecture = s.Architecture
+		default:
+			mixedArch = true
 		}
 	}
-	if common.Cores*common.ThreadsPerCore != common.VCPUs {
+	if mixedArch {
+		common.Architecture = ""
+	}
+	if common.Cores > 0 && common.Cores*common.ThreadsPerCore != common.VCPUs {
 		// e.g. 4 vCPUs as 2x2 and 4x1: keep a layout whose product is the vCPU count.
 		common.Cores, common.ThreadsPerCore = common.VCPUs, 1
 	}
@@ -180,7 +188,7 @@ func Common(shapes []Shape) (common Shape, waste []string) {
 			waste = append(waste, fmt.Sprintf("%s: Slurm will not use %s (the group's nodes are described by its smallest type)", s.InstanceType, strings.Join(parts, ", ")))
 		}
 	}
-	if len(shapes) > 1 && common.Architecture == "" {
+	if mixedArch {
 		waste = append(waste, fmt.Sprintf("instance types %s mix architectures: one AMI cannot boot them all", common.InstanceType))
 	}
 	return common, waste
