@@ -50,7 +50,7 @@ func runGenerateConf(ctx context.Context, env *Env, args []string) error {
 	}
 	var shapes confgen.Shapes
 	if !*noEC2 {
-		if shapes, err = describeGroups(ctx, cfg, fleet.NewClients(ec2Options(*timeout)), *timeout); err != nil {
+		if shapes, err = describeGroups(ctx, cfg, fleet.NewClients(ec2Options(*timeout)), *timeout, false); err != nil {
 			return err
 		}
 	}
@@ -128,14 +128,14 @@ func ec2Options(timeout time.Duration) fleet.Options {
 
 // describeGroups asks EC2 (one paginated DescribeInstanceTypes per region and profile) for
 // the instance types of the node groups whose SlurmSpecifications leave out CPUs or
-// RealMemory. Without such groups it makes no call at all.
-func describeGroups(ctx context.Context, cfg *config.Config, clients *fleet.Clients, timeout time.Duration) (confgen.Shapes, error) {
+// RealMemory (all groups with all set). Without such groups it makes no call at all.
+func describeGroups(ctx context.Context, cfg *config.Config, clients *fleet.Clients, timeout time.Duration, all bool) (confgen.Shapes, error) {
 	type account struct{ region, profile string }
 	want := map[account][]string{}
 	needers := map[account][]string{}
 	var order []account
 	for _, g := range cfg.NodeGroups() {
-		if !confgen.NeedsEC2(g) {
+		if !all && !confgen.NeedsEC2(g) {
 			continue
 		}
 		names, _ := confgen.InstanceTypes(g)
@@ -170,8 +170,11 @@ func describeGroups(ctx context.Context, cfg *config.Config, clients *fleet.Clie
 			got, err = fleet.DescribeShapes(ctx, api, want[a])
 		}
 		if err != nil {
-			msg := fmt.Sprintf("node group%s %s give no CPUs or RealMemory, so generate-conf asks EC2 about %s in %s: %v; ",
-				plural(len(needers[a])), strings.Join(needers[a], ", "), strings.Join(want[a], ", "), where, err)
+			why := "the SlurmSpecifications of node group%s %s leave out CPUs or RealMemory, so generate-conf asks EC2 about %s in %s: %v; "
+			if all {
+				why = "node group%s %s: describing %s in %s: %v; "
+			}
+			msg := fmt.Sprintf(why, plural(len(needers[a])), strings.Join(needers[a], ", "), strings.Join(want[a], ", "), where, err)
 			if code := fleet.ErrorCode(err); code == "InvalidInstanceType" {
 				return nil, &UsageError{Msg: msg + "fix LaunchTemplateOverrides[].InstanceType in " + cfg.PartitionsFile}
 			}

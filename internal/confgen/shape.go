@@ -276,3 +276,62 @@ func Warnings(cfg *config.Config, shapes Shapes) []string {
 	}
 	return out
 }
+
+// Finding is one result of CheckShapes about a node group.
+type Finding struct {
+	Group string // node group name, "<partition>-<group>"
+	Field string // SlurmSpecifications key the finding is about, "" for a warning about the group
+	OK    bool   // false: Slurm will drain the nodes or the group wastes capacity
+	Fatal bool   // the configuration cannot work as written
+	Msg   string
+}
+
+// CheckShapes compares every node group with what EC2 says about its instance types
+// (validate --aws): values given in SlurmSpecifications above what the smallest type has make
+// slurmctld drain the nodes at registration; a group of differently sized types wastes what
+// its larger types have beyond the smallest.
+func CheckShapes(cfg *config.Config, shapes Shapes) []Finding {
+	var out []Finding
+	for _, g := range cfg.NodeGroups() {
+		names, _ := InstanceTypes(g)
+		var list []fleet.Shape
+		for _, n := range names {
+			if s, ok := shapes[n]; ok {
+				list = append(list, s)
+			}
+		}
+		if len(list) == 0 || len(list) != len(names) {
+			continue
+		}
+		c, waste := fleet.Common(list)
+		for _, w := range waste {
+			out = append(out, Finding{Group: g.Name(), Msg: w})
+		}
+		if v, ok := config.Lookup(g.SlurmSpecifications, "CPUs"); ok {
+			n, err := strconv.Atoi(v)
+			switch {
+			case err == nil && n > c.VCPUs:
+				out = append(out, Finding{Group: g.Name(), Field: "CPUs", Fatal: true,
+					Msg: fmt.Sprintf("CPUs=%d but %s has %d vCPUs: slurmctld drains such nodes at registration; use CPUs=%d or leave it out", n, smallest(list, func(s fleet.Shape) int64 { return int64(s.VCPUs) }), c.VCPUs, c.VCPUs)})
+			case err == nil:
+				out = append(out, Finding{Group: g.Name(), Field: "CPUs", OK: true, Msg: fmt.Sprintf("CPUs=%d fits %d vCPUs", n, c.VCPUs)})
+			}
+		}
+		if v, ok := config.Lookup(g.SlurmSpecifications, "RealMemory"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			switch {
+			case err == nil && n > RealMemory(c.MemoryMiB):
+				out = append(out, Finding{Group: g.Name(), Field: "RealMemory", Fatal: n > c.MemoryMiB,
+					Msg: fmt.Sprintf("RealMemory=%d but %s has %d MiB, of which the OS keeps part: slurmd will report less and slurmctld drains the node (Low RealMemory); use at most %d or leave it out", n, smallest(list, func(s fleet.Shape) int64 { return s.MemoryMiB }), c.MemoryMiB, RealMemory(c.MemoryMiB))})
+			case err == nil:
+				out = append(out, Finding{Group: g.Name(), Field: "RealMemory", OK: true, Msg: fmt.Sprintf("RealMemory=%d fits %d MiB", n, c.MemoryMiB)})
+			}
+		}
+	}
+	return out
+}
+
+// smallest names the type with the least of v.
+func smallest(list []fleet.Shape, v func(fleet.Shape) int64) string {
+	return slices.MinFunc(list, func(a, b fleet.Shape) int { return cmp.Compare(v(a), v(b)) }).InstanceType
+}
