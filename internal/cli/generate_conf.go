@@ -50,7 +50,9 @@ func runGenerateConf(ctx context.Context, env *Env, args []string) error {
 	}
 	var shapes confgen.Shapes
 	if !*noEC2 {
-		if shapes, err = describeGroups(ctx, cfg, fleet.NewClients(ec2Options(*timeout)), *timeout, false); err != nil {
+		if shapes, err = describeGroups(ctx, cfg, fleet.NewClients(ec2Options(*timeout)), *timeout, false, func(msg string) {
+			fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: warning: %s\n", msg)
+		}); err != nil {
 			return err
 		}
 	}
@@ -129,7 +131,10 @@ func ec2Options(timeout time.Duration) fleet.Options {
 // describeGroups asks EC2 (one paginated DescribeInstanceTypes per region and profile) for
 // the instance types of the node groups whose SlurmSpecifications leave out CPUs or
 // RealMemory (all groups with all set). Without such groups it makes no call at all.
-func describeGroups(ctx context.Context, cfg *config.Config, clients *fleet.Clients, timeout time.Duration, all bool) (confgen.Shapes, error) {
+//
+// warn, when not nil, takes a permission denial (UnauthorizedOperation) as a warning instead
+// of an error.
+func describeGroups(ctx context.Context, cfg *config.Config, clients *fleet.Clients, timeout time.Duration, all bool, warn func(string)) (confgen.Shapes, error) {
 	type account struct{ region, profile string }
 	want := map[account][]string{}
 	needers := map[account][]string{}
@@ -175,8 +180,16 @@ func describeGroups(ctx context.Context, cfg *config.Config, clients *fleet.Clie
 				why = "node group%s %s: describing %s in %s: %v; "
 			}
 			msg := fmt.Sprintf(why, plural(len(needers[a])), strings.Join(needers[a], ", "), strings.Join(want[a], ", "), where, err)
-			if code := fleet.ErrorCode(err); code == "InvalidInstanceType" {
+			switch fleet.ErrorCode(err) {
+			case "InvalidInstanceType":
 				return nil, &UsageError{Msg: msg + "fix LaunchTemplateOverrides[].InstanceType in " + cfg.PartitionsFile}
+			case "UnauthorizedOperation":
+				// EC2 answered and said no: head nodes set up before generate-conf asked EC2
+				// have no ec2:DescribeInstanceTypes. Their snippet stays as it was, with a warning.
+				if warn != nil {
+					warn(msg + "writing only what partitions.json gives; allow ec2:DescribeInstanceTypes, or pass -no-ec2")
+					continue
+				}
 			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				msg += fmt.Sprintf("no answer within %s; ", timeout)

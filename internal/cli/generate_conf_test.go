@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -212,6 +214,24 @@ func TestGenerateConfWithoutEC2(t *testing.T) {
 		}
 		if !strings.Contains(errb.String(), "InvalidInstanceType") || !strings.Contains(errb.String(), "fix LaunchTemplateOverrides[].InstanceType in") {
 			t.Errorf("stderr:\n%s", errb)
+		}
+	})
+	t.Run("not allowed: warning, numbers from partitions.json", func(t *testing.T) {
+		// EC2's answer to a role without ec2:DescribeInstanceTypes.
+		deny := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>r1</RequestID></Response>`)
+		}))
+		defer deny.Close()
+		offlineAWS(t, deny.URL)
+		dir := partitionsWith(t, `{"CPUs": "4"}`, "c5.xlarge")
+		env, out, errb := testEnv(nil)
+		if code := Run(context.Background(), env, []string{"slurm-ec2", "generate-conf", "--config-dir", dir, "-o", "-"}); code != 0 {
+			t.Fatalf("exit %d: %s", code, errb)
+		}
+		if !strings.Contains(out.String(), "\nNodeName=aws-c5-[0-1] State=CLOUD CPUs=4\n") ||
+			!strings.Contains(errb.String(), "UnauthorizedOperation") || !strings.Contains(errb.String(), "allow ec2:DescribeInstanceTypes, or pass -no-ec2") {
+			t.Errorf("stdout:\n%s\nstderr:\n%s", out, errb)
 		}
 	})
 	t.Run("mixed group warns", func(t *testing.T) {

@@ -89,7 +89,7 @@ func validateAWS(ctx context.Context, env *Env, dir string) error {
 		}
 	}
 	// Instance types against SlurmSpecifications (confgen.CheckShapes).
-	if shapes, err := describeGroups(ctx, s.cfg, fleet.NewClients(ec2Options(defaultDescribeTimeout)), defaultDescribeTimeout, true); err != nil {
+	if shapes, err := describeGroups(ctx, s.cfg, fleet.NewClients(ec2Options(defaultDescribeTimeout)), defaultDescribeTimeout, true, nil); err != nil {
 		failed++
 		fmt.Fprintf(env.Stderr, "%s: instance types: %v\n", s.cfg.PartitionsFile, err)
 	} else {
