@@ -63,8 +63,8 @@ func builtinInstanceTypes() []InstanceTypeSpec {
 		return t
 	}
 	prev := func(t InstanceTypeSpec) InstanceTypeSpec { t.PreviousGeneration = true; return t }
-	// c4 and p3 (previous generation, pg.html): c4.large has 3.75 GiB, c4.xlarge 7.5 GiB,
-	// p3.2xlarge 61 GiB, not whole GiB.
+	// c4 is previous generation (pg.html); c4.large has 3.75 GiB, c4.xlarge 7.5 GiB and
+	// p3.2xlarge (ac.html) 61 GiB, not whole GiB.
 	c4l := prev(x86("c4.large", 2, 0, "Intel", 0.10))
 	c4l.MemoryMiB, c4l.SpotPrice = 3840, 0.0330
 	c4x := prev(x86("c4.xlarge", 4, 0, "Intel", 0.199))
