@@ -128,8 +128,9 @@ func recommended(cfg *config.Config, shapes Shapes) ([]config.KV, error) {
 
 // nodeGroupGres is a node group's parsed Gres= specification.
 type nodeGroupGres struct {
-	group *config.NodeGroup
-	gres  []Gres
+	group   *config.NodeGroup
+	gres    []Gres
+	gpuFile string // File= for its gpu gres, when derived from EC2
 }
 
 // groupGres parses the Gres= of every node group that declares one or gets one from EC2, in
@@ -138,8 +139,11 @@ func groupGres(cfg *config.Config, shapes Shapes) ([]nodeGroupGres, error) {
 	var out []nodeGroupGres
 	for _, ng := range cfg.NodeGroups() {
 		spec, ok := config.Lookup(ng.SlurmSpecifications, "Gres")
+		gpuFile := ""
 		if !ok {
-			spec, ok = config.Lookup(derive(ng, shapes).specs, "Gres")
+			d := derive(ng, shapes)
+			spec, ok = config.Lookup(d.specs, "Gres")
+			gpuFile = d.gpuFile
 		}
 		if !ok || spec == "" {
 			continue
@@ -148,7 +152,7 @@ func groupGres(cfg *config.Config, shapes Shapes) ([]nodeGroupGres, error) {
 		if err != nil {
 			return nil, fmt.Errorf("node group %s: SlurmSpecifications.Gres: %w", ng.Name(), err)
 		}
-		out = append(out, nodeGroupGres{ng, gres})
+		out = append(out, nodeGroupGres{ng, gres, gpuFile})
 	}
 	return out, nil
 }
@@ -215,11 +219,11 @@ func splitOutsideParens(s string) []string {
 }
 
 // WriteGres writes the gres.conf lines of every node group whose SlurmSpecifications give
-// Gres= or whose instance types have GPUs (shapes). It reports whether there was any. The lines give counts only: device files differ
-// between instance types, so File= is left out, which is enough for scheduling and
-// accounting. For device binding (CUDA_VISIBLE_DEVICES through cgroups) on an AMI whose
-// slurmd is built with NVML, use "AutoDetect=nvml" in the compute nodes' gres.conf instead;
-// the header of the output says so.
+// Gres= or whose instance types have GPUs (shapes). It reports whether there was any. NVIDIA
+// GPUs described from EC2 get their device files (File=/dev/nvidia[0-N], see gpuDeviceFiles);
+// Gres given in SlurmSpecifications gets counts only, since its devices are not known. For
+// device binding on an AMI whose slurmd is built with NVML, "AutoDetect=nvml" in the compute
+// nodes' gres.conf does both; the header of the output says so.
 func WriteGres(w io.Writer, cfg *config.Config, shapes Shapes) (wrote bool, err error) {
 	groups, err := groupGres(cfg, shapes)
 	if err != nil {
@@ -229,13 +233,18 @@ func WriteGres(w io.Writer, cfg *config.Config, shapes Shapes) (wrote bool, err 
 		return false, nil
 	}
 	bw := bufio.NewWriter(w)
-	fmt.Fprintln(bw, "# slurm-ec2: gres.conf for the cloud node groups (counts only, no File=).")
-	fmt.Fprintln(bw, "# With an NVML-enabled slurmd on the compute AMI, AutoDetect=nvml gives device binding instead.")
+	fmt.Fprintln(bw, "# slurm-ec2: gres.conf for the cloud node groups. NVIDIA GPUs described from EC2 name their")
+	fmt.Fprintln(bw, "# device files; Gres from SlurmSpecifications is a count only (slurmd ignores a gpu line without File=).")
+	fmt.Fprintln(bw, "# With an NVML-enabled slurmd on the compute AMI, AutoDetect=nvml finds the GPUs instead.")
 	for _, gg := range groups {
 		for _, g := range gg.gres {
 			fmt.Fprintf(bw, "NodeName=%s Name=%s", gg.group.Hostlist(), g.Name)
 			if g.Type != "" {
 				fmt.Fprintf(bw, " Type=%s", g.Type)
+			}
+			if g.Name == "gpu" && gg.gpuFile != "" {
+				fmt.Fprintf(bw, " File=%s\n", gg.gpuFile)
+				continue
 			}
 			fmt.Fprintf(bw, " Count=%s\n", g.Count)
 		}

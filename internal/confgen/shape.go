@@ -61,6 +61,8 @@ type derived struct {
 	specs []config.KV // in NodeName order, only keys SlurmSpecifications leave out
 	notes []string    // comment lines: where the values came from
 	warns []string    // comment lines and stderr: what a mixed group wastes, what could not be derived
+	// gpuFile is the gres.conf File= of the derived GPUs, "" when unknown.
+	gpuFile string
 }
 
 // derive works out the values a group's SlurmSpecifications leave out from EC2's shapes.
@@ -125,6 +127,7 @@ func derive(g *config.NodeGroup, shapes Shapes) derived {
 	}
 	if gres := gpuGres(c); gres != "" {
 		track("Gres", gres)
+		d.gpuFile = gpuDeviceFiles(c)
 	}
 	if f := features(c, list); f != "" {
 		track("Features", f)
@@ -198,6 +201,21 @@ func gpuGres(c fleet.Shape) string {
 	return strings.Join(out, ",")
 }
 
+// gpuDeviceFiles is the File= of gres.conf for the shape's GPUs: the NVIDIA driver's
+// /dev/nvidia0, /dev/nvidia1, ... (the form of Slurm's gres.conf examples,
+// "File=/dev/nvidia[0-3]"). slurmd (22.05 measured) ignores a gres/gpu line with a Count and no
+// File, and then registers the node with 0 GPUs, which slurmctld refuses ("gres/gpu count
+// reported lower than configured"). Other makers' device names are not derived: "".
+func gpuDeviceFiles(c fleet.Shape) string {
+	if len(c.GPUs) != 1 || c.GPUs[0].Manufacturer != "NVIDIA" || c.GPUs[0].Count <= 0 {
+		return ""
+	}
+	if n := c.GPUs[0].Count; n > 1 {
+		return fmt.Sprintf("/dev/nvidia[0-%d]", n-1)
+	}
+	return "/dev/nvidia0"
+}
+
 // features names what users select nodes by (sbatch --constraint): the instance type, its
 // family, the architecture, the GPU model and EFA; for a group of several types only what
 // they all share.
@@ -258,6 +276,9 @@ func requirementsShape(r *types.InstanceRequirementsRequest) (fleet.Shape, strin
 		g := fleet.Accelerator{Count: int(aws.ToInt32(r.AcceleratorCount.Min))}
 		if len(r.AcceleratorNames) == 1 {
 			g.Name = string(r.AcceleratorNames[0])
+		}
+		if slices.Equal(r.AcceleratorManufacturers, []types.AcceleratorManufacturer{types.AcceleratorManufacturerNvidia}) {
+			g.Manufacturer = "NVIDIA"
 		}
 		s.GPUs = []fleet.Accelerator{g}
 	}

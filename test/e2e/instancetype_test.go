@@ -16,7 +16,7 @@ import (
 // so RealMemory=3584) has as many CPUs as the e2e machines and less memory: slurmd's report
 // is at least what the generated line says. g5.xlarge says CPUs=4 and one A10G; the harness's
 // SlurmdParameters=config_overrides makes Slurm trust the configuration where the machine has
-// fewer CPUs, and gres.conf gives the GPU as a count (no device file: nothing to bind here).
+// fewer CPUs, and the generated gres.conf's GPU device is pointed at /dev/null.
 const instanceTypePartitions = `{
   "Partitions": [
     {
@@ -66,12 +66,18 @@ func TestInstanceType(t *testing.T) {
 	if err != nil {
 		t.Fatalf("generate-conf wrote no gres.conf.aws: %v", err)
 	}
-	if !strings.Contains(string(gres), "NodeName=gpu-g5-[0-1] Name=gpu Type=a10g Count=1\n") {
-		t.Fatalf("gres.conf.aws:\n%s", gres)
+	const gpuLine = "NodeName=gpu-g5-[0-1] Name=gpu Type=a10g File=/dev/nvidia0\n"
+	if !strings.Contains(string(gres), gpuLine) {
+		t.Fatalf("gres.conf.aws lacks %q:\n%s", gpuLine, gres)
 	}
-	if err := os.WriteFile(filepath.Join(filepath.Dir(c.SlurmConf), "gres.conf"), gres, 0o644); err != nil {
+	// The namespaces have no GPU, so no /dev/nvidia0 (slurmd would wait for it): the GPU is
+	// /dev/null here. slurmd ignores a gpu line with a Count and no File (22.05, measured).
+	gres = []byte(strings.Replace(string(gres), "File=/dev/nvidia0", "File=/dev/null", 1))
+	gresConf := filepath.Join(filepath.Dir(c.SlurmConf), "gres.conf")
+	if err := os.WriteFile(gresConf, gres, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.Remove(gresConf) }) // the other scenarios share the directory
 
 	// More memory than RealMemory: no node of the partition can ever run it.
 	if id, err := c.Sbatch(ctx, "true", "-p", "cpu", "--mem=4000", outFlag(c)); err == nil {
