@@ -230,7 +230,7 @@ func TestGenerateConfWithoutEC2(t *testing.T) {
 			t.Fatalf("exit %d: %s", code, errb)
 		}
 		if !strings.Contains(out.String(), "\nNodeName=aws-c5-[0-1] State=CLOUD CPUs=4\n") ||
-			!strings.Contains(errb.String(), "UnauthorizedOperation") || !strings.Contains(errb.String(), "allow ec2:DescribeInstanceTypes, or pass -no-ec2") {
+			!strings.Contains(errb.String(), "UnauthorizedOperation") || !strings.Contains(errb.String(), "allow ec2:DescribeInstanceTypes and ec2:DescribeLaunchTemplateVersions, or pass -no-ec2") {
 			t.Errorf("stdout:\n%s\nstderr:\n%s", out, errb)
 		}
 	})

@@ -42,7 +42,7 @@ const (
 // that SlurmConf does not give, one NodeName line per node group and one PartitionName line
 // per partition. shapes (nil when nothing was looked up) fills in what SlurmSpecifications
 // leave out of a NodeName line; comment lines above it say what came from EC2.
-func Write(w io.Writer, cfg *config.Config, shapes Shapes) error {
+func Write(w io.Writer, cfg *config.Config, shapes *Shapes) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "# slurm-ec2 generate-conf: append to slurm.conf (from %s and %s)\n", filepath.Base(cfg.ConfigFile), filepath.Base(cfg.PartitionsFile))
 	for _, kv := range cfg.SlurmConf {
@@ -97,7 +97,7 @@ func Write(w io.Writer, cfg *config.Config, shapes Shapes) error {
 	return nil
 }
 
-func recommended(cfg *config.Config, shapes Shapes) ([]config.KV, error) {
+func recommended(cfg *config.Config, shapes *Shapes) ([]config.KV, error) {
 	var out []config.KV
 	// GresTypes must list every gres name used by a NodeName line, or slurmctld refuses
 	// to start.
@@ -135,7 +135,7 @@ type nodeGroupGres struct {
 
 // groupGres parses the Gres= of every node group that declares one or gets one from EC2, in
 // config order.
-func groupGres(cfg *config.Config, shapes Shapes) ([]nodeGroupGres, error) {
+func groupGres(cfg *config.Config, shapes *Shapes) ([]nodeGroupGres, error) {
 	var out []nodeGroupGres
 	for _, ng := range cfg.NodeGroups() {
 		spec, ok := config.Lookup(ng.SlurmSpecifications, "Gres")
@@ -224,7 +224,7 @@ func splitOutsideParens(s string) []string {
 // Gres given in SlurmSpecifications gets counts only, since its devices are not known. For
 // device binding on an AMI whose slurmd is built with NVML, "AutoDetect=nvml" in the compute
 // nodes' gres.conf does both; the header of the output says so.
-func WriteGres(w io.Writer, cfg *config.Config, shapes Shapes) (wrote bool, err error) {
+func WriteGres(w io.Writer, cfg *config.Config, shapes *Shapes) (wrote bool, err error) {
 	groups, err := groupGres(cfg, shapes)
 	if err != nil {
 		return false, err

@@ -43,7 +43,7 @@ func TestGolden(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			cfg := load(t, tc.config, tc.partitions)
-			var shapes Shapes
+			var shapes *Shapes
 			if !tc.noEC2 {
 				shapes = simShapes(t, cfg)
 			}

@@ -14,9 +14,36 @@ import (
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
 )
 
-// Shapes is what EC2 said about the instance types of the node groups, by instance type name;
-// generate-conf fills it with fleet.DescribeShapes for the groups NeedsEC2 names.
-type Shapes map[string]fleet.Shape
+// Shapes is what EC2 said about the instance types of the node groups; generate-conf fills it
+// (fleet.DescribeShapes, fleet.TemplateInstanceType) for the groups NeedsEC2 names. A nil
+// *Shapes means nothing was looked up.
+type Shapes struct {
+	Types map[string]fleet.Shape // by instance type name
+	// Template is the instance type of a group's launch template, by group name, for the groups
+	// whose LaunchTemplateOverrides name no type.
+	Template map[string]string
+	// Refused names the groups EC2 would not describe (UnauthorizedOperation): they keep what
+	// SlurmSpecifications give, without a further warning.
+	Refused []string
+}
+
+func (s *Shapes) shape(name string) (fleet.Shape, bool) {
+	if s == nil {
+		return fleet.Shape{}, false
+	}
+	sh, ok := s.Types[name]
+	return sh, ok
+}
+
+// typesOf is InstanceTypes, with the launch template's type for a group whose overrides name
+// none (fromTemplate).
+func (s *Shapes) typesOf(g *config.NodeGroup) (names []string, reqs []*types.InstanceRequirementsRequest, fromTemplate bool) {
+	names, reqs = InstanceTypes(g)
+	if len(names) == 0 && len(reqs) == 0 && s != nil && s.Template[g.Name()] != "" {
+		return []string{s.Template[g.Name()]}, nil, true
+	}
+	return names, reqs, false
+}
 
 // The memory Slurm is told about is below what EC2 sells: the kernel and firmware keep part of
 // it (slurmd -C reports MemTotal, not the instance size), and a RealMemory above what slurmd
@@ -66,19 +93,24 @@ type derived struct {
 }
 
 // derive works out the values a group's SlurmSpecifications leave out from EC2's shapes.
-func derive(g *config.NodeGroup, shapes Shapes) derived {
+func derive(g *config.NodeGroup, shapes *Shapes) derived {
 	var d derived
 	if !NeedsEC2(g) {
 		return d
 	}
-	names, reqs := InstanceTypes(g)
+	if shapes != nil && slices.Contains(shapes.Refused, g.Name()) {
+		return d
+	}
+	names, reqs, fromTemplate := shapes.typesOf(g)
 	if len(names) == 0 && len(reqs) == 0 {
-		d.warns = append(d.warns, fmt.Sprintf("%s: no InstanceType in LaunchTemplateOverrides, so the launch template's type is used and is not looked up: give CPUs and RealMemory in SlurmSpecifications", g.Name()))
+		if shapes != nil {
+			d.warns = append(d.warns, fmt.Sprintf("%s: no InstanceType in LaunchTemplateOverrides nor in the launch template: give CPUs and RealMemory in SlurmSpecifications", g.Name()))
+		}
 		return d
 	}
 	var list []fleet.Shape
 	for _, n := range names {
-		s, ok := shapes[n]
+		s, ok := shapes.shape(n)
 		if !ok {
 			d.warns = append(d.warns, fmt.Sprintf("%s: EC2 did not describe %s: give CPUs and RealMemory in SlurmSpecifications", g.Name(), n))
 			return d
@@ -135,6 +167,8 @@ func derive(g *config.NodeGroup, shapes Shapes) derived {
 	if len(wrote) > 0 {
 		source := fmt.Sprintf("EC2 (DescribeInstanceTypes, %s)", g.Region)
 		switch {
+		case fromTemplate:
+			source += " for the launch template's instance type"
 		case len(names) == 0:
 			source = "the InstanceRequirements minimums"
 		case len(reqs) > 0:
@@ -290,7 +324,7 @@ func requirementsShape(r *types.InstanceRequirementsRequest) (fleet.Shape, strin
 
 // Warnings are the derivation warnings of every node group (also written as comment lines):
 // what a group of differently sized types wastes, and what could not be looked up.
-func Warnings(cfg *config.Config, shapes Shapes) []string {
+func Warnings(cfg *config.Config, shapes *Shapes) []string {
 	var out []string
 	for _, g := range cfg.NodeGroups() {
 		out = append(out, derive(g, shapes).warns...)
@@ -311,13 +345,13 @@ type Finding struct {
 // (validate --aws): values given in SlurmSpecifications above what the smallest type has make
 // slurmctld drain the nodes at registration; a group of differently sized types wastes what
 // its larger types have beyond the smallest.
-func CheckShapes(cfg *config.Config, shapes Shapes) []Finding {
+func CheckShapes(cfg *config.Config, shapes *Shapes) []Finding {
 	var out []Finding
 	for _, g := range cfg.NodeGroups() {
-		names, _ := InstanceTypes(g)
+		names, _, _ := shapes.typesOf(g)
 		var list []fleet.Shape
 		for _, n := range names {
-			if s, ok := shapes[n]; ok {
+			if s, ok := shapes.shape(n); ok {
 				list = append(list, s)
 			}
 		}

@@ -15,8 +15,9 @@ import (
 )
 
 // simShapes describes the instance types cfg's groups need the way generate-conf does: the
-// SDK over HTTP to ec2sim's DescribeInstanceTypes.
-func simShapes(t *testing.T, cfg *config.Config) Shapes {
+// SDK over HTTP to ec2sim's DescribeLaunchTemplateVersions and DescribeInstanceTypes (groups
+// in regions ec2sim does not have are left undescribed).
+func simShapes(t *testing.T, cfg *config.Config) *Shapes {
 	t.Helper()
 	srv := httptest.NewServer(ec2sim.New(ec2sim.Options{}))
 	t.Cleanup(srv.Close)
@@ -25,25 +26,33 @@ func simShapes(t *testing.T, cfg *config.Config) Shapes {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "confgen-test-secret")
 	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	ctx := context.Background()
+	api, err := fleet.NewClients(fleet.Options{}).Get(ctx, "us-east-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shapes := &Shapes{Template: map[string]string{}}
 	var names []string
 	for _, g := range cfg.NodeGroups() {
-		if NeedsEC2(g) {
-			n, _ := InstanceTypes(g)
-			names = append(names, n...)
+		if !NeedsEC2(g) || g.Region != "us-east-1" {
+			continue
 		}
+		n, reqs := InstanceTypes(g)
+		if len(n) == 0 && len(reqs) == 0 {
+			it, err := fleet.TemplateInstanceType(ctx, api, g.LaunchTemplateSpecification)
+			if err != nil {
+				t.Fatalf("%s: %v", g.Name(), err)
+			}
+			shapes.Template[g.Name()] = it
+			n = []string{it}
+		}
+		names = append(names, n...)
 	}
-	if len(names) == 0 {
-		return nil
-	}
-	api, err := fleet.NewClients(fleet.Options{}).Get(context.Background(), "us-east-1", "")
-	if err != nil {
+	if shapes.Types, err = fleet.DescribeShapes(ctx, api, names); err != nil {
 		t.Fatal(err)
 	}
-	got, err := fleet.DescribeShapes(context.Background(), api, names)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
+	return shapes
 }
 
 func TestRealMemory(t *testing.T) {
@@ -83,6 +92,8 @@ func TestTypesNodeLines(t *testing.T) {
 		"NodeName=gpu-p4d-[0-1] State=CLOUD CPUs=96 Boards=1 SocketsPerBoard=1 CoresPerSocket=48 ThreadsPerCore=2 RealMemory=1120666 Gres=gpu:a100:8 Features=p4d.24xlarge,p4d,x86_64,a100,efa",
 		// Values given in SlurmSpecifications win.
 		"NodeName=gpu-given-[0-1] State=CLOUD RealMemory=12000 Features=mine Gres=gpu:1 CPUs=4 Boards=1 SocketsPerBoard=1 CoresPerSocket=2 ThreadsPerCore=2",
+		// No overrides: the launch template's type (c5.xlarge in ec2sim's default world).
+		"NodeName=gpu-tmpl-0 State=CLOUD CPUs=4 Boards=1 SocketsPerBoard=1 CoresPerSocket=2 ThreadsPerCore=2 RealMemory=7680 Features=c5.xlarge,c5,x86_64",
 		// Attribute-based selection: EC2's guaranteed minimums, no layout.
 		"NodeName=gpu-abs-[0-1] State=CLOUD CPUs=8 RealMemory=31130 Gres=gpu:a10g:1 Features=a10g",
 	} {

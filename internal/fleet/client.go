@@ -27,7 +27,9 @@ type EC2API interface {
 	DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
 	DescribeLaunchTemplates(ctx context.Context, in *ec2.DescribeLaunchTemplatesInput, opts ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
 	DescribeSpotInstanceRequests(ctx context.Context, in *ec2.DescribeSpotInstanceRequestsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSpotInstanceRequestsOutput, error)
-	// DescribeInstanceTypes is called by generate-conf and validate --aws only (ConfigActions).
+	// DescribeLaunchTemplateVersions and DescribeInstanceTypes are called by generate-conf and
+	// validate --aws only.
+	DescribeLaunchTemplateVersions(ctx context.Context, in *ec2.DescribeLaunchTemplateVersionsInput, opts ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error)
 	DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInstanceTypesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
 }
 
@@ -214,5 +216,12 @@ func (l *logged) DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInst
 		n = len(out.InstanceTypes)
 	}
 	l.done(ctx, "DescribeInstanceTypes", start, err, "types", n)
+	return out, err
+}
+
+func (l *logged) DescribeLaunchTemplateVersions(ctx context.Context, in *ec2.DescribeLaunchTemplateVersionsInput, opts ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error) {
+	start := time.Now()
+	out, err := l.api.DescribeLaunchTemplateVersions(ctx, in, opts...)
+	l.done(ctx, "DescribeLaunchTemplateVersions", start, err)
 	return out, err
 }

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -13,9 +14,29 @@ import (
 
 // ConfigActions are the EC2 actions `generate-conf` and `validate --aws` call to describe node
 // groups from their instance types. They are read-only and run where an administrator
-// generates slurm.conf; they are not in HeadNodeActions (the daemons' policy) because no
-// resume, suspend or reconcile needs them.
-var ConfigActions = []string{"DescribeInstanceTypes"}
+// generates slurm.conf. DescribeInstanceTypes is not in HeadNodeActions (the daemons' policy)
+// because no resume, suspend or reconcile needs it; DescribeLaunchTemplateVersions is.
+var ConfigActions = []string{"DescribeInstanceTypes", "DescribeLaunchTemplateVersions"}
+
+// TemplateInstanceType is the instance type a launch template version sets ("" when it sets
+// none): what EC2 Fleet launches for a group whose overrides name no type.
+func TemplateInstanceType(ctx context.Context, api EC2API, lt types.FleetLaunchTemplateSpecificationRequest) (string, error) {
+	in := &ec2.DescribeLaunchTemplateVersionsInput{Versions: []string{cmp.Or(aws.ToString(lt.Version), "$Default")}}
+	name := aws.ToString(lt.LaunchTemplateName)
+	if id := aws.ToString(lt.LaunchTemplateId); id != "" {
+		in.LaunchTemplateId, name = lt.LaunchTemplateId, id
+	} else {
+		in.LaunchTemplateName = lt.LaunchTemplateName
+	}
+	out, err := api.DescribeLaunchTemplateVersions(ctx, in)
+	if err != nil {
+		return "", fmt.Errorf("reading launch template %s version %s: %w", name, in.Versions[0], err)
+	}
+	if len(out.LaunchTemplateVersions) == 0 || out.LaunchTemplateVersions[0].LaunchTemplateData == nil {
+		return "", nil
+	}
+	return string(out.LaunchTemplateVersions[0].LaunchTemplateData.InstanceType), nil
+}
 
 // maxTypesPerCall is DescribeInstanceTypes' limit on InstanceTypes in one request (API
 // reference: "Array Members: Maximum number of 100 items").
