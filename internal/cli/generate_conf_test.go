@@ -84,7 +84,7 @@ func TestGenerateConf(t *testing.T) {
 		outDir := t.TempDir()
 		env, _, errb := testEnv(nil)
 		target := filepath.Join(outDir, "snippet.conf")
-		if code := Run(context.Background(), env, []string{"slurm-ec2", "generate-conf", "--config-dir", dir, "-o", target}); code != 0 {
+		if code := Run(context.Background(), env, []string{"slurm-ec2", "generate-conf", "--config-dir", dir, "-o", target, "-no-ec2"}); code != 0 {
 			t.Fatalf("exit %d: %s", code, errb)
 		}
 		g, err := os.ReadFile(filepath.Join(outDir, "gres.conf.aws"))
