@@ -296,7 +296,7 @@ func xmlInstanceType(t InstanceTypeSpec) xInstanceType {
 	if len(t.GPUs) > 0 {
 		g := &xGPUInfo{}
 		for _, d := range t.GPUs {
-			g.GPUs = append(g.GPUs, xGPU{Name: d.Name, Manufacturer: d.Manufacturer, Count: d.Count, MemoryMiB: d.MemoryMiB})
+			g.GPUs = append(g.GPUs, xGPU(d))
 			g.TotalMiB += d.Count * d.MemoryMiB
 		}
 		x.GPU = g
