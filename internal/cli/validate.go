@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/burst"
+	"github.com/slurm-ec2/slurm-ec2/internal/confgen"
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
+	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
 )
 
 // runValidate checks both files and prints a summary, or every problem with exit status 2.
@@ -97,6 +99,23 @@ func validateAWS(ctx context.Context, env *Env, dir string) error {
 			}
 			failed++
 			fmt.Fprintf(env.Stderr, "%s: %s.%s: %s\n", s.cfg.PartitionsFile, gc.Path, c.Field, c.Msg)
+		}
+	}
+	// Instance types against SlurmSpecifications (confgen.CheckShapes).
+	if shapes, err := describeGroups(ctx, s.cfg, fleet.NewClients(ec2Options(defaultDescribeTimeout)), defaultDescribeTimeout, true, nil); err != nil {
+		failed++
+		fmt.Fprintf(env.Stderr, "%s: instance types: %v\n", s.cfg.PartitionsFile, err)
+	} else {
+		for _, f := range confgen.CheckShapes(s.cfg, shapes) {
+			switch {
+			case f.OK:
+				fmt.Fprintf(env.Stdout, "ok   %s: %s\n", f.Group, f.Msg)
+			case f.Fatal:
+				failed++
+				fmt.Fprintf(env.Stderr, "%s: %s: SlurmSpecifications.%s: %s\n", s.cfg.PartitionsFile, f.Group, f.Field, f.Msg)
+			default:
+				fmt.Fprintf(env.Stdout, "warn %s: %s\n", f.Group, f.Msg)
+			}
 		}
 	}
 	if failed > 0 {

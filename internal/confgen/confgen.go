@@ -40,14 +40,15 @@ const (
 
 // Write writes the slurm.conf snippet: SlurmConf in file order, the cloud settings above
 // that SlurmConf does not give, one NodeName line per node group and one PartitionName line
-// per partition.
-func Write(w io.Writer, cfg *config.Config) error {
+// per partition. shapes (nil when nothing was looked up) fills in what SlurmSpecifications
+// leave out of a NodeName line; comment lines above it say what came from EC2.
+func Write(w io.Writer, cfg *config.Config, shapes *Shapes) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "# slurm-ec2 generate-conf: append to slurm.conf (from %s and %s)\n", filepath.Base(cfg.ConfigFile), filepath.Base(cfg.PartitionsFile))
 	for _, kv := range cfg.SlurmConf {
 		fmt.Fprintf(bw, "%s=%s\n", kv.Key, kv.Value)
 	}
-	rec, err := recommended(cfg)
+	rec, err := recommended(cfg, shapes)
 	if err != nil {
 		return err
 	}
@@ -57,8 +58,15 @@ func Write(w io.Writer, cfg *config.Config) error {
 		}
 	}
 	for _, g := range cfg.NodeGroups() {
+		d := derive(g, shapes)
+		for _, n := range d.notes {
+			fmt.Fprintf(bw, "# %s\n", n)
+		}
+		for _, n := range d.warns {
+			fmt.Fprintf(bw, "# warning: %s\n", n)
+		}
 		fmt.Fprintf(bw, "NodeName=%s State=CLOUD", g.Hostlist())
-		for _, kv := range g.SlurmSpecifications {
+		for _, kv := range append(slices.Clone(g.SlurmSpecifications), d.specs...) {
 			fmt.Fprintf(bw, " %s=%s", kv.Key, kv.Value)
 		}
 		bw.WriteByte('\n')
@@ -89,11 +97,11 @@ func Write(w io.Writer, cfg *config.Config) error {
 	return nil
 }
 
-func recommended(cfg *config.Config) ([]config.KV, error) {
+func recommended(cfg *config.Config, shapes *Shapes) ([]config.KV, error) {
 	var out []config.KV
 	// GresTypes must list every gres name used by a NodeName line, or slurmctld refuses
 	// to start.
-	groups, err := groupGres(cfg)
+	groups, err := groupGres(cfg, shapes)
 	if err != nil {
 		return nil, err
 	}
@@ -120,15 +128,23 @@ func recommended(cfg *config.Config) ([]config.KV, error) {
 
 // nodeGroupGres is a node group's parsed Gres= specification.
 type nodeGroupGres struct {
-	group *config.NodeGroup
-	gres  []Gres
+	group   *config.NodeGroup
+	gres    []Gres
+	gpuFile string // File= for its gpu gres, when derived from EC2
 }
 
-// groupGres parses the Gres= of every node group that declares one, in config order.
-func groupGres(cfg *config.Config) ([]nodeGroupGres, error) {
+// groupGres parses the Gres= of every node group that declares one or gets one from EC2, in
+// config order.
+func groupGres(cfg *config.Config, shapes *Shapes) ([]nodeGroupGres, error) {
 	var out []nodeGroupGres
 	for _, ng := range cfg.NodeGroups() {
 		spec, ok := config.Lookup(ng.SlurmSpecifications, "Gres")
+		gpuFile := ""
+		if !ok {
+			d := derive(ng, shapes)
+			spec, ok = config.Lookup(d.specs, "Gres")
+			gpuFile = d.gpuFile
+		}
 		if !ok || spec == "" {
 			continue
 		}
@@ -136,7 +152,7 @@ func groupGres(cfg *config.Config) ([]nodeGroupGres, error) {
 		if err != nil {
 			return nil, fmt.Errorf("node group %s: SlurmSpecifications.Gres: %w", ng.Name(), err)
 		}
-		out = append(out, nodeGroupGres{ng, gres})
+		out = append(out, nodeGroupGres{ng, gres, gpuFile})
 	}
 	return out, nil
 }
@@ -203,13 +219,13 @@ func splitOutsideParens(s string) []string {
 }
 
 // WriteGres writes the gres.conf lines of every node group whose SlurmSpecifications give
-// Gres=. It reports whether there was any. The lines give counts only: device files differ
-// between instance types, so File= is left out, which is enough for scheduling and
-// accounting. For device binding (CUDA_VISIBLE_DEVICES through cgroups) on an AMI whose
-// slurmd is built with NVML, use "AutoDetect=nvml" in the compute nodes' gres.conf instead;
-// the header of the output says so.
-func WriteGres(w io.Writer, cfg *config.Config) (wrote bool, err error) {
-	groups, err := groupGres(cfg)
+// Gres= or whose instance types have GPUs (shapes). It reports whether there was any. NVIDIA
+// GPUs described from EC2 get their device files (File=/dev/nvidia[0-N], see gpuDeviceFiles);
+// Gres given in SlurmSpecifications gets counts only, since its devices are not known. For
+// device binding on an AMI whose slurmd is built with NVML, "AutoDetect=nvml" in the compute
+// nodes' gres.conf does both; the header of the output says so.
+func WriteGres(w io.Writer, cfg *config.Config, shapes *Shapes) (wrote bool, err error) {
+	groups, err := groupGres(cfg, shapes)
 	if err != nil {
 		return false, err
 	}
@@ -217,13 +233,18 @@ func WriteGres(w io.Writer, cfg *config.Config) (wrote bool, err error) {
 		return false, nil
 	}
 	bw := bufio.NewWriter(w)
-	fmt.Fprintln(bw, "# slurm-ec2: gres.conf for the cloud node groups (counts only, no File=).")
-	fmt.Fprintln(bw, "# With an NVML-enabled slurmd on the compute AMI, AutoDetect=nvml gives device binding instead.")
+	fmt.Fprintln(bw, "# slurm-ec2: gres.conf for the cloud node groups. NVIDIA GPUs described from EC2 name their")
+	fmt.Fprintln(bw, "# device files; Gres from SlurmSpecifications is a count only (slurmd ignores a gpu line without File=).")
+	fmt.Fprintln(bw, "# With an NVML-enabled slurmd on the compute AMI, AutoDetect=nvml finds the GPUs instead.")
 	for _, gg := range groups {
 		for _, g := range gg.gres {
 			fmt.Fprintf(bw, "NodeName=%s Name=%s", gg.group.Hostlist(), g.Name)
 			if g.Type != "" {
 				fmt.Fprintf(bw, " Type=%s", g.Type)
+			}
+			if g.Name == "gpu" && gg.gpuFile != "" {
+				fmt.Fprintf(bw, " File=%s\n", gg.gpuFile)
+				continue
 			}
 			fmt.Fprintf(bw, " Count=%s\n", g.Count)
 		}

@@ -28,21 +28,30 @@ const specDir = "../config/testdata"
 func TestGolden(t *testing.T) {
 	tests := map[string]struct {
 		config, partitions string
+		noEC2              bool // write without shapes, as generate-conf -no-ec2 does
 		wantGres           bool
 	}{
-		"example1": {filepath.Join(specDir, "config.json"), filepath.Join(specDir, "partitions-example1.json"), false},
-		"example2": {filepath.Join(specDir, "config.json"), filepath.Join(specDir, "partitions-example2.json"), false},
-		"example3": {filepath.Join(specDir, "config.json"), filepath.Join(specDir, "partitions-example3.json"), false},
-		"gpu":      {"testdata/gpu-config.json", "testdata/gpu-partitions.json", true},
+		"example1":       {filepath.Join(specDir, "config.json"), filepath.Join(specDir, "partitions-example1.json"), false, false},
+		"example2":       {filepath.Join(specDir, "config.json"), filepath.Join(specDir, "partitions-example2.json"), false, false},
+		"example3":       {filepath.Join(specDir, "config.json"), filepath.Join(specDir, "partitions-example3.json"), false, false},
+		"example1-noec2": {filepath.Join(specDir, "config.json"), filepath.Join(specDir, "partitions-example1.json"), true, false},
+		"gpu":            {"testdata/gpu-config.json", "testdata/gpu-partitions.json", false, true},
+		// c5.xlarge, g5.xlarge, p4d.24xlarge, c5.xlarge+c5.2xlarge, given values, InstanceRequirements
+		"types":       {"testdata/gpu-config.json", "testdata/types-partitions.json", false, true},
+		"types-noec2": {"testdata/gpu-config.json", "testdata/types-partitions.json", true, true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			cfg := load(t, tc.config, tc.partitions)
+			var shapes *Shapes
+			if !tc.noEC2 {
+				shapes = simShapes(t, cfg)
+			}
 			var conf, gres bytes.Buffer
-			if err := Write(&conf, cfg); err != nil {
+			if err := Write(&conf, cfg, shapes); err != nil {
 				t.Fatal(err)
 			}
-			wrote, err := WriteGres(&gres, cfg)
+			wrote, err := WriteGres(&gres, cfg, shapes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,7 +66,7 @@ func TestGolden(t *testing.T) {
 			}
 			// Idempotence: the same config gives the same bytes.
 			var again bytes.Buffer
-			if err := Write(&again, cfg); err != nil || !bytes.Equal(again.Bytes(), conf.Bytes()) {
+			if err := Write(&again, cfg, shapes); err != nil || !bytes.Equal(again.Bytes(), conf.Bytes()) {
 				t.Errorf("second Write differs (err %v)", err)
 			}
 		})
@@ -84,7 +93,7 @@ func golden(t *testing.T, file string, got []byte) {
 func TestExample1Lines(t *testing.T) {
 	cfg := load(t, filepath.Join(specDir, "config.json"), filepath.Join(specDir, "partitions-example1.json"))
 	var buf bytes.Buffer
-	if err := Write(&buf, cfg); err != nil {
+	if err := Write(&buf, cfg, nil); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(buf.String(), "\n")
@@ -123,7 +132,7 @@ func TestExample1Lines(t *testing.T) {
 func TestOverridesNeverTwice(t *testing.T) {
 	cfg := load(t, "testdata/gpu-config.json", "testdata/gpu-partitions.json")
 	var buf bytes.Buffer
-	if err := Write(&buf, cfg); err != nil {
+	if err := Write(&buf, cfg, simShapes(t, cfg)); err != nil {
 		t.Fatal(err)
 	}
 	out := strings.ToLower(buf.String())

@@ -71,6 +71,7 @@ type Sim struct {
 	world    *World
 	regions  map[string]*regionState
 	types    map[string]InstanceTypeSpec
+	typeList []InstanceTypeSpec // catalogTypes(world): DescribeInstanceTypes order
 	pools    map[poolKey]*pool
 	events   eventHeap
 	seq      uint64
@@ -132,8 +133,9 @@ func realSleep(ctx context.Context, d time.Duration) error {
 func (s *Sim) resetLocked() {
 	w := s.opts.World
 	s.world = w
-	s.types = make(map[string]InstanceTypeSpec, len(w.InstanceTypes))
-	for _, t := range w.InstanceTypes {
+	s.typeList = catalogTypes(w.InstanceTypes)
+	s.types = make(map[string]InstanceTypeSpec, len(s.typeList))
+	for _, t := range s.typeList {
 		s.types[t.Name] = t
 	}
 	s.pools = make(map[poolKey]*pool)

@@ -60,13 +60,24 @@ type TemplateVersion struct {
 	Description          string `json:"VersionDescription,omitempty"`
 }
 
-// InstanceTypeSpec is an instance type with its hourly prices (USD).
+// InstanceTypeSpec is an instance type with its hourly prices (USD). Fields a world file
+// leaves out are taken from the built-in catalog (instancetypes.go) for a type it knows.
 type InstanceTypeSpec struct {
 	Name          string  `json:"InstanceType"`
 	VCPUs         int     `json:"VCpus"`
 	MemoryMiB     int     `json:"MemoryMiB"`
 	OnDemandPrice float64 `json:"OnDemandPrice"`
 	SpotPrice     float64 `json:"SpotPrice"`
+
+	Cores              int          `json:"DefaultCores,omitempty"`
+	ThreadsPerCore     int          `json:"DefaultThreadsPerCore,omitempty"`
+	Architecture       string       `json:"Architecture,omitempty"` // x86_64 | arm64
+	Manufacturer       string       `json:"Manufacturer,omitempty"` // of the processor: Intel, AMD, AWS
+	GPUs               []GPUSpec    `json:"GPUs,omitempty"`
+	Neuron             []NeuronSpec `json:"NeuronDevices,omitempty"`
+	EFA                bool         `json:"EfaSupported,omitempty"`
+	MaxEFAInterfaces   int          `json:"MaximumEfaInterfaces,omitempty"`
+	PreviousGeneration bool         `json:"PreviousGeneration,omitempty"`
 }
 
 // PoolSpec sets the capacity of one pool. Lifecycle is "on-demand" or "spot".
@@ -113,17 +124,8 @@ func DefaultWorld() *World {
 				LaunchTemplates: []LaunchTemplateSpec{lt("lt-0fedcba9876543210")},
 			},
 		},
-		// us-east-1 Linux prices (on-demand list price; spot a typical recent price).
-		InstanceTypes: []InstanceTypeSpec{
-			{Name: "c5.large", VCPUs: 2, MemoryMiB: 4096, OnDemandPrice: 0.085, SpotPrice: 0.0340},
-			{Name: "c5.xlarge", VCPUs: 4, MemoryMiB: 8192, OnDemandPrice: 0.17, SpotPrice: 0.0680},
-			{Name: "c5.2xlarge", VCPUs: 8, MemoryMiB: 16384, OnDemandPrice: 0.34, SpotPrice: 0.1360},
-			{Name: "c4.large", VCPUs: 2, MemoryMiB: 3840, OnDemandPrice: 0.10, SpotPrice: 0.0330},
-			{Name: "c4.xlarge", VCPUs: 4, MemoryMiB: 7680, OnDemandPrice: 0.199, SpotPrice: 0.0650},
-			{Name: "m5.xlarge", VCPUs: 4, MemoryMiB: 16384, OnDemandPrice: 0.192, SpotPrice: 0.0760},
-			{Name: "p3.2xlarge", VCPUs: 8, MemoryMiB: 62464, OnDemandPrice: 3.06, SpotPrice: 0.9180},
-			{Name: "g4dn.xlarge", VCPUs: 4, MemoryMiB: 16384, OnDemandPrice: 0.526, SpotPrice: 0.1578},
-		},
+		// The built-in catalog (instancetypes.go) is always on offer; list types here only to
+		// change them.
 	}
 }
 
@@ -156,6 +158,9 @@ func (w *World) Validate() error {
 		errs = append(errs, errors.New("DefaultCapacity: must not be negative"))
 	}
 	types := map[string]bool{}
+	for _, t := range builtinInstanceTypes() {
+		types[t.Name] = true
+	}
 	for i, t := range w.InstanceTypes {
 		if t.Name == "" {
 			errs = append(errs, fmt.Errorf("InstanceTypes[%d].InstanceType: empty", i))
@@ -185,7 +190,7 @@ func (w *World) Validate() error {
 			}
 			for j, v := range lt.Versions {
 				if v.InstanceType != "" && !types[v.InstanceType] {
-					errs = append(errs, fmt.Errorf("Regions.%s.LaunchTemplates[%d].Versions[%d].InstanceType: %q is not in InstanceTypes", name, i, j, v.InstanceType))
+					errs = append(errs, fmt.Errorf("Regions.%s.LaunchTemplates[%d].Versions[%d].InstanceType: %q is neither in InstanceTypes nor in the built-in catalog", name, i, j, v.InstanceType))
 				}
 			}
 		}

@@ -262,21 +262,6 @@ type describeAZsResp struct {
 	Zones []xAZ `xml:"availabilityZoneInfo>item"`
 }
 
-type xInstanceType struct {
-	InstanceType      string   `xml:"instanceType"`
-	CurrentGeneration bool     `xml:"currentGeneration"`
-	UsageClasses      []string `xml:"supportedUsageClasses>item"`
-	DefaultVCpus      int      `xml:"vCpuInfo>defaultVCpus"`
-	MemoryMiB         int      `xml:"memoryInfo>sizeInMiB"`
-	Hypervisor        string   `xml:"hypervisor"`
-}
-
-type describeInstanceTypesResp struct {
-	query.ResponseMeta
-	Types     []xInstanceType `xml:"instanceTypeSet>item"`
-	NextToken string          `xml:"nextToken,omitempty"`
-}
-
 const ec2Time = "2006-01-02T15:04:05.000Z"
 
 func fmtTime(t time.Time) string { return t.UTC().Format(ec2Time) }

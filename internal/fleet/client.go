@@ -18,7 +18,7 @@ import (
 )
 
 // EC2API is the subset of *ec2.Client that slurm-ec2 calls, with the SDK's own signatures so the
-// real client satisfies it unchanged. Every action here is listed in HeadNodeActions.
+// real client satisfies it unchanged. Every action here is listed in HeadNodeActions or ConfigActions.
 type EC2API interface {
 	CreateFleet(ctx context.Context, in *ec2.CreateFleetInput, opts ...func(*ec2.Options)) (*ec2.CreateFleetOutput, error)
 	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, opts ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
@@ -29,6 +29,10 @@ type EC2API interface {
 	DescribeSpotInstanceRequests(ctx context.Context, in *ec2.DescribeSpotInstanceRequestsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSpotInstanceRequestsOutput, error)
 	// Inventory (issue 13): the regions `reconcile --all-regions` sweeps.
 	DescribeRegions(ctx context.Context, in *ec2.DescribeRegionsInput, opts ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error)
+	// DescribeLaunchTemplateVersions and DescribeInstanceTypes are called by generate-conf and
+	// validate --aws only.
+	DescribeLaunchTemplateVersions(ctx context.Context, in *ec2.DescribeLaunchTemplateVersionsInput, opts ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error)
+	DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInstanceTypesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
 }
 
 var _ EC2API = (*ec2.Client)(nil)
@@ -242,4 +246,22 @@ func (o optionalAPI) DescribeSpotInstanceRequests(ctx context.Context, in *ec2.D
 
 func (o optionalAPI) DescribeRegions(ctx context.Context, in *ec2.DescribeRegionsInput, opts ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error) {
 	return o.EC2API.DescribeRegions(ctx, in, append(opts, Optional())...)
+}
+
+func (l *logged) DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInstanceTypesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
+	start := time.Now()
+	out, err := l.api.DescribeInstanceTypes(ctx, in, opts...)
+	n := 0
+	if out != nil {
+		n = len(out.InstanceTypes)
+	}
+	l.done(ctx, "DescribeInstanceTypes", start, err, "types", n)
+	return out, err
+}
+
+func (l *logged) DescribeLaunchTemplateVersions(ctx context.Context, in *ec2.DescribeLaunchTemplateVersionsInput, opts ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error) {
+	start := time.Now()
+	out, err := l.api.DescribeLaunchTemplateVersions(ctx, in, opts...)
+	l.done(ctx, "DescribeLaunchTemplateVersions", start, err)
+	return out, err
 }

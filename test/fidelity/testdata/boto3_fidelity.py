@@ -292,6 +292,69 @@ def scenario_throttle(ec2, state):
     check(before == after, "instances after throttled calls", before, after)
 
 
+# What AWS documents for these types (Amazon EC2 Instance Types guide, specification tables;
+# DescribeInstanceTypes reports memory in MiB and GPUs in GpuInfo).
+INSTANCE_TYPES = {
+    "p4d.24xlarge": dict(vcpus=96, cores=48, threads=2, mib=1179648, arch="x86_64", efa=True,
+                         gpu=("A100", "NVIDIA", 8, 40960)),
+    "g5.xlarge": dict(vcpus=4, cores=2, threads=2, mib=16384, arch="x86_64", efa=False,
+                      gpu=("A10G", "NVIDIA", 1, 24576)),
+    "c7g.xlarge": dict(vcpus=4, cores=4, threads=1, mib=8192, arch="arm64", efa=False, gpu=None),
+}
+
+
+def scenario_instance_types(ec2, state):
+    got = {t["InstanceType"]: t for t in
+           ec2.describe_instance_types(InstanceTypes=sorted(INSTANCE_TYPES))["InstanceTypes"]}
+    check(sorted(got) == sorted(INSTANCE_TYPES), "DescribeInstanceTypes by name", sorted(INSTANCE_TYPES), sorted(got))
+    for name, want in INSTANCE_TYPES.items():
+        t = got[name]
+        v = t.get("VCpuInfo", {})
+        soft("instance-types", f"{name} VCpuInfo", (v.get("DefaultVCpus"), v.get("DefaultCores"), v.get("DefaultThreadsPerCore"))
+             == (want["vcpus"], want["cores"], want["threads"]), (want["vcpus"], want["cores"], want["threads"]), v)
+        soft("instance-types", f"{name} MemoryInfo.SizeInMiB", t.get("MemoryInfo", {}).get("SizeInMiB") == want["mib"],
+             want["mib"], t.get("MemoryInfo"))
+        archs = t.get("ProcessorInfo", {}).get("SupportedArchitectures")
+        soft("instance-types", f"{name} SupportedArchitectures", archs == [want["arch"]], [want["arch"]], archs)
+        efa = t.get("NetworkInfo", {}).get("EfaSupported")
+        soft("instance-types", f"{name} EfaSupported", efa == want["efa"], want["efa"], efa)
+        soft("instance-types", f"{name} CurrentGeneration", t.get("CurrentGeneration") is True, True, t.get("CurrentGeneration"))
+        gpus = t.get("GpuInfo", {}).get("Gpus", [])
+        if want["gpu"] is None:
+            soft("instance-types", f"{name} GpuInfo", "GpuInfo" not in t, "absent", t.get("GpuInfo"))
+        else:
+            g = gpus[0] if gpus else {}
+            seen = (g.get("Name"), g.get("Manufacturer"), g.get("Count"), g.get("MemoryInfo", {}).get("SizeInMiB"))
+            soft("instance-types", f"{name} GPU", len(gpus) == 1 and seen == want["gpu"], want["gpu"], gpus)
+    # Pagination: pages of 5 see exactly what one unpaginated call sees.
+    whole = ec2.describe_instance_types()
+    check(not whole.get("NextToken"), "NextToken when all fit", None, whole.get("NextToken"))
+    names = [t["InstanceType"] for t in whole["InstanceTypes"]]
+    pages = list(ec2.get_paginator("describe_instance_types").paginate(PaginationConfig={"PageSize": 5}))
+    paged = [t["InstanceType"] for p in pages for t in p["InstanceTypes"]]
+    check(paged == names, "paginated DescribeInstanceTypes", names, paged)
+    check(len(pages) == math.ceil(len(names) / 5), "pages at MaxResults=5", math.ceil(len(names) / 5), len(pages))
+    check(all(len(p["InstanceTypes"]) <= 5 for p in pages), "page sizes at MaxResults=5", "<= 5",
+          [len(p["InstanceTypes"]) for p in pages])
+    # Filters: values OR-ed, filters AND-ed, * wildcards.
+    arm = ec2.describe_instance_types(Filters=[
+        {"Name": "processor-info.supported-architecture", "Values": ["arm64"]},
+        {"Name": "instance-type", "Values": ["c7g.*", "hpc*"]}])["InstanceTypes"]
+    check(sorted(t["InstanceType"] for t in arm) == ["c7g.16xlarge", "c7g.xlarge", "hpc7g.16xlarge"],
+          "filters arm64 AND (c7g.* OR hpc*)", ["c7g.16xlarge", "c7g.xlarge", "hpc7g.16xlarge"],
+          sorted(t["InstanceType"] for t in arm))
+    old = ec2.describe_instance_types(Filters=[{"Name": "current-generation", "Values": ["false"]}])["InstanceTypes"]
+    check(all(t["CurrentGeneration"] is False for t in old) and old, "current-generation=false", "previous-generation types",
+          [t["InstanceType"] for t in old])
+    # Errors as EC2 returns them (HTTP 400).
+    e = expect_error(ec2.describe_instance_types, "InvalidInstanceType", 400, InstanceTypes=["c5.xlarge", "c5.huge"])
+    msg = e.response["Error"]["Message"]
+    check("c5.huge" in msg and "c5.xlarge" not in msg, "InvalidInstanceType names the unknown type only", "c5.huge", msg)
+    expect_error(ec2.describe_instance_types, "InvalidParameterValue", 400, MaxResults=101)
+    expect_error(ec2.describe_instance_types, "InvalidParameterValue", 400,
+                 Filters=[{"Name": "no-such-filter", "Values": ["x"]}])
+
+
 def main():
     if len(sys.argv) not in (2, 3) or (len(sys.argv) == 3 and sys.argv[2] != "throttle"):
         print(__doc__, file=sys.stderr)
@@ -307,6 +370,7 @@ def main():
         ("terminate", lambda: scenario_terminate(ec2, state)),
         ("errors", lambda: scenario_errors(ec2, state)),
         ("regions", lambda: scenario_regions(endpoint, cfg)),
+        ("instance-types", lambda: scenario_instance_types(ec2, state)),
     ]
     if len(sys.argv) == 3:
         scenarios = [("throttle", lambda: scenario_throttle(ec2, state))]

@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// instanceTypePartitions has node groups that give no numbers at all: generate-conf asks
+// ec2sim's DescribeInstanceTypes and writes CPUs, the layout, RealMemory, Gres and Features.
+//
+// The "instances" are network namespaces on this machine, so slurmd reports the machine's
+// CPUs and memory, not the instance type's. c5.large (2 vCPUs as 1 core x 2 threads, 4096 MiB,
+// so RealMemory=3584) has as many CPUs as the e2e machines and less memory: slurmd's report
+// is at least what the generated line says. g5.xlarge says CPUs=4 and one A10G; the harness's
+// SlurmdParameters=config_overrides makes Slurm trust the configuration where the machine has
+// fewer CPUs, and the generated gres.conf's GPU device is pointed at /dev/null.
+const instanceTypePartitions = `{
+  "Partitions": [
+    {
+      "PartitionName": "cpu",
+      "NodeGroups": [{
+        "NodeGroupName": "c5", "MaxNodes": 2, "Region": "us-east-1", "PurchasingOption": "on-demand",
+        "LaunchTemplateSpecification": {"LaunchTemplateName": "template-name", "Version": "$Latest"},
+        "LaunchTemplateOverrides": [{"InstanceType": "c5.large"}],
+        "SubnetIds": ["subnet-11111111"]
+      }]
+    },
+    {
+      "PartitionName": "gpu",
+      "NodeGroups": [{
+        "NodeGroupName": "g5", "MaxNodes": 2, "Region": "us-east-1", "PurchasingOption": "on-demand",
+        "LaunchTemplateSpecification": {"LaunchTemplateName": "template-name", "Version": "$Latest"},
+        "LaunchTemplateOverrides": [{"InstanceType": "g5.xlarge"}],
+        "SubnetIds": ["subnet-11111111"]
+      }]
+    }
+  ]
+}`
+
+// TestInstanceType: nodes described from their instance type run a --mem job and a
+// --gres=gpu:1 job; a job asking for more memory than RealMemory is refused at submission.
+func TestInstanceType(t *testing.T) {
+	c, ctx := start(t, Config{Partitions: []byte(instanceTypePartitions)})
+	tm := newTiming(t, 2)
+
+	conf, err := os.ReadFile(c.SlurmConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"\nGresTypes=gpu\n",
+		"\nNodeName=cpu-c5-[0-1] State=CLOUD CPUs=2 Boards=1 SocketsPerBoard=1 CoresPerSocket=1 ThreadsPerCore=2 RealMemory=3584 Features=c5.large,c5,x86_64\n",
+		"\nNodeName=gpu-g5-[0-1] State=CLOUD CPUs=4 Boards=1 SocketsPerBoard=1 CoresPerSocket=2 ThreadsPerCore=2 RealMemory=15565 Gres=gpu:a10g:1 Features=g5.xlarge,g5,x86_64,a10g\n",
+		"\n# cpu-c5: CPUs, Boards, SocketsPerBoard, CoresPerSocket, ThreadsPerCore, RealMemory, Features from EC2 (DescribeInstanceTypes, us-east-1)",
+	} {
+		if !strings.Contains(string(conf), want) {
+			t.Fatalf("slurm.conf lacks %q:\n%s", strings.TrimSpace(want), conf)
+		}
+	}
+	// generate-conf wrote gres.conf.aws beside the snippet; slurmd reads gres.conf beside
+	// slurm.conf (the compute nodes get it the same way).
+	gres, err := os.ReadFile(filepath.Join(c.Etc, "gres.conf.aws"))
+	if err != nil {
+		t.Fatalf("generate-conf wrote no gres.conf.aws: %v", err)
+	}
+	const gpuLine = "NodeName=gpu-g5-[0-1] Name=gpu Type=a10g File=/dev/nvidia0\n"
+	if !strings.Contains(string(gres), gpuLine) {
+		t.Fatalf("gres.conf.aws lacks %q:\n%s", gpuLine, gres)
+	}
+	// The namespaces have no GPU, so no /dev/nvidia0 (slurmd would wait for it): the GPU is
+	// /dev/null here. slurmd ignores a gpu line with a Count and no File (22.05, measured).
+	gres = []byte(strings.Replace(string(gres), "File=/dev/nvidia0", "File=/dev/null", 1))
+	gresConf := filepath.Join(filepath.Dir(c.SlurmConf), "gres.conf")
+	if err := os.WriteFile(gresConf, gres, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(gresConf) }) // the other scenarios share the directory
+
+	// More memory than RealMemory: no node of the partition can ever run it.
+	if id, err := c.Sbatch(ctx, "true", "-p", "cpu", "--mem=4000", outFlag(c)); err == nil {
+		t.Errorf("sbatch --mem=4000 on c5.large nodes (RealMemory=3584) accepted as job %s, want refused", id)
+	} else if !strings.Contains(err.Error(), "node configuration is not available") && !strings.Contains(err.Error(), "Memory specification can not be satisfied") {
+		t.Errorf("sbatch --mem=4000: %v, want Slurm's refusal", err)
+	}
+
+	tm.Submit = time.Now()
+	memJob, err := c.Sbatch(ctx, "hostname", "-p", "cpu", "--mem=3000", outFlag(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpuJob, err := c.Sbatch(ctx, `echo "$(hostname) gpus=${SLURM_JOB_GPUS:-none}"`, "-p", "gpu", "--gres=gpu:1", outFlag(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mj, at := waitJobState(t, ctx, c, memJob, 60*time.Second, "RUNNING", "COMPLETED")
+	tm.Running = at
+	gj, _ := waitJobState(t, ctx, c, gpuJob, 60*time.Second, "RUNNING", "COMPLETED")
+	_, tm.Done = waitJobState(t, ctx, c, memJob, 60*time.Second, "COMPLETED")
+	waitJobState(t, ctx, c, gpuJob, 60*time.Second, "COMPLETED")
+	if !strings.HasPrefix(mj.NodeList, "cpu-c5-") || !strings.HasPrefix(gj.NodeList, "gpu-g5-") {
+		t.Errorf("jobs ran on %s and %s, want cpu-c5-* and gpu-g5-*", mj.NodeList, gj.NodeList)
+	}
+	if out := jobOutput(t, c, memJob); len(out) != 1 || out[0] != mj.NodeList {
+		t.Errorf("--mem job printed %v, want its node %s", out, mj.NodeList)
+	}
+	if out := strings.Join(jobOutput(t, c, gpuJob), " "); !strings.HasPrefix(out, gj.NodeList+" gpus=") {
+		t.Errorf("--gres=gpu:1 job printed %q", out)
+	}
+	// Slurm's view of the nodes is the generated one.
+	for node, want := range map[string][]string{
+		mj.NodeList: {"RealMemory=3584", "CPUTot=2", "AvailableFeatures=c5.large,c5,x86_64"},
+		gj.NodeList: {"RealMemory=15565", "CPUTot=4", "Gres=gpu:a10g:1", "AvailableFeatures=g5.xlarge,g5,x86_64,a10g"},
+	} {
+		out, err := c.Slurm(ctx, "scontrol", "-o", "show", "node", node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("node %s lacks %s: %s", node, w, out)
+			}
+		}
+		if strings.Contains(out, "DRAIN") {
+			t.Errorf("node %s drained: %s", node, out)
+		}
+	}
+	tm.Terminated = waitAllDown(t, ctx, c, time.Duration(15+10+30)*time.Second)
+}
