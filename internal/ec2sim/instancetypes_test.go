@@ -2,7 +2,10 @@ package ec2sim
 
 import (
 	"context"
+	"net/http/httptest"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -164,4 +167,38 @@ func TestWorldTypesMergeWithCatalog(t *testing.T) {
 			t.Errorf("catalog entry %s inconsistent: %+v", it.Name, it)
 		}
 	}
+}
+
+// FuzzDescribeInstanceTypes sends arbitrary names, filters, page sizes and tokens: the answer
+// is a page of at most MaxResults types or a client error (4xx), never a server error.
+func FuzzDescribeInstanceTypes(f *testing.F) {
+	f.Add("c5.xlarge", "instance-type", "c5.*", "5", "")
+	f.Add("", "processor-info.supported-architecture", "arm64", "100", encodeToken("it:3"))
+	f.Add("p4d.24xlarge", "current-generation", "true", "4", "djE6aXQ6LTE")
+	f.Add("", "memory-info.size-in-mib", "*", "", encodeToken("it:999"))
+	s := New(Options{Seed: 1})
+	f.Fuzz(func(t *testing.T, itype, fname, fvalue, maxResults, token string) {
+		form := url.Values{"Action": {"DescribeInstanceTypes"}, "Version": {"2016-11-15"}}
+		for k, v := range map[string]string{"InstanceType.1": itype, "Filter.1.Name": fname, "Filter.1.Value.1": fvalue, "MaxResults": maxResults, "NextToken": token} {
+			if v != "" {
+				form.Set(k, v)
+			}
+		}
+		req := httptest.NewRequest("POST", "/", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDFUZZ/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0")
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		body := rec.Body.String()
+		switch {
+		case rec.Code == 200:
+			n, err := strconv.Atoi(maxResults)
+			if items := strings.Count(body, "<instanceType>"); err == nil && items > n {
+				t.Fatalf("MaxResults %d gave %d types", n, items)
+			}
+		case rec.Code >= 400 && rec.Code < 500 && strings.Contains(body, "<Code>"):
+		default:
+			t.Fatalf("status %d: %s", rec.Code, body)
+		}
+	})
 }
