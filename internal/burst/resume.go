@@ -60,7 +60,7 @@ type resumeRun struct {
 	mu       sync.Mutex
 	sum      *ResumeSummary
 	problems []error
-	tags     map[regionKey][]fleet.TagSet
+	tags     *fleet.Taggers
 }
 
 func (r *resumeRun) problem(err error) {
@@ -75,7 +75,7 @@ func (r *resumeRun) problem(err error) {
 // of the ResumeProgram); capacity shortfalls are not errors: those nodes are set DOWN with EC2's
 // error code so their jobs go elsewhere at once.
 func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*ResumeSummary, error) {
-	r := &resumeRun{d: d, start: d.now(), runID: randomID(), tags: map[regionKey][]fleet.TagSet{}}
+	r := &resumeRun{d: d, start: d.now(), runID: randomID(), tags: fleet.NewTaggers(ctx, fleet.TagOptions{PerSecond: d.TagsPerSecond, Logger: d.log()})}
 	t, err := d.resolve(expr)
 	if err != nil {
 		return nil, err
@@ -120,25 +120,9 @@ func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*Res
 	_ = g.Wait()
 	unlock()
 
-	// Name and templated tags, after Slurm knows every address: paced to EC2's CreateTags rate,
-	// which is per region, so regions are tagged at the same time, each with its own pace.
-	tg, tctx := errgroup.WithContext(ctx)
-	for k, sets := range r.tags {
-		tg.Go(func() error {
-			api, err := d.EC2.Get(tctx, k.region, k.profile)
-			if err != nil {
-				log.Warn("no EC2 client for tagging", "region", k.region, "error", err)
-				return nil
-			}
-			failed, err := fleet.ApplyTags(tctx, api, sets, fleet.NewTagLimiter(d.TagsPerSecond))
-			if err != nil {
-				// The nodes work without their Name tag: suspend and reconcile also match NodeAddr.
-				log.Warn("could not tag some instances with their node names", "region", k.region, "instances", len(failed), "error", err)
-			}
-			return nil
-		})
-	}
-	_ = tg.Wait()
+	// Name and templated tags: sent from CreateFleet's answer on, in node order, at the rate of
+	// EC2's CreateTags bucket of each region (fleet.Tagger). Wait for the last.
+	r.tags.Wait()
 	return r.finish()
 }
 
@@ -361,6 +345,9 @@ func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k regionK
 	if isThrottle(err) {
 		res, err = r.retryThrottled(ctx, api, spec, err)
 	}
+	if err == nil && len(instanceTags(g, "", fleet.Instance{})) == 1 { // Name only: send it now (the ids are all it needs)
+		r.tags.For(api, k.region, k.profile).Add(fleet.NameSets(b.nodes, res.InstanceIDs)...)
+	}
 	if err != nil {
 		code := fleet.ErrorCode(err)
 		d.log().Error("CreateFleet failed", "node_group", g.Name(), "nodes", nodeList(b.nodes), "code", code, "error", err)
@@ -509,7 +496,7 @@ func (r *resumeRun) assign(ctx context.Context, api fleet.EC2API, k regionKey, g
 		r.sum.Launched += len(nodes)
 	}
 	r.sum.AddressesKnown = r.d.now().Sub(r.start)
-	r.tags[k] = append(r.tags[k], sets...)
+	r.tags.For(api, k.region, k.profile).Add(sets...)
 	for _, n := range nodes {
 		d.log().Debug("node has its instance", "node", n, "instance", got[n].ID, "ip", got[n].PrivateIP, "reused", reused)
 	}
