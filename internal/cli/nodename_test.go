@@ -160,7 +160,7 @@ func TestNodenameWaitDefault(t *testing.T) {
 	}
 	// Two groups of 1,200 in us-west-2 (2,400 in one region) and one of 2,000 in us-east-1.
 	parts := strings.Replace(string(b), `"MaxNodes":10`, `"MaxNodes":1200`, 1)
-	group := parts[strings.Index(parts, `{"NodeGroupName"`):strings.LastIndex(parts, "}]}]}")+1]
+	group := parts[strings.Index(parts, `{"NodeGroupName"`) : strings.LastIndex(parts, "}]}]}")+1]
 	parts = strings.Replace(parts, group, group+","+strings.Replace(group, `"node"`, `"more"`, 1)+","+
 		strings.NewReplacer(`"node"`, `"east"`, `"us-west-2"`, `"us-east-1"`, `"MaxNodes":1200`, `"MaxNodes":2000`).Replace(group), 1)
 	for name, body := range map[string]string{"partitions.json": parts} {
