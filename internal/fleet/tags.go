@@ -61,6 +61,13 @@ const (
 	firstRetryWait = 500 * time.Millisecond
 	// minTagRate is the slowest a Tagger goes after repeated throttling: one call a second.
 	minTagRate = 1.0
+	// rateCut is what a throttled round leaves of the rate.
+	rateCut = 0.5
+	// tokenMargin is how much more than one token the model must hold before a call is sent
+	// once the burst is spent: calls sent on time can still arrive closer together than the
+	// refill (network, a loaded head node), and half a token (50 ms at 10 a second, once) costs
+	// less than the slow-down a throttled answer starts.
+	tokenMargin = 0.5
 )
 
 // Tagger sends CreateTags calls for one account and Region at the rate EC2's CreateTags bucket
@@ -68,8 +75,9 @@ const (
 // order of their Name tag: node-2 before node-10), the order Slurm starts the nodes, so the
 // first to boot are the first to find their names; sets added later with a lower order are sent
 // before earlier ones still waiting. When EC2 throttles anyway (another caller shares the
-// account's bucket, or it was not full), the Tagger empties its model of the bucket and halves
-// its rate, then recovers toward the documented rate with each call that passes.
+// account's bucket, or it was not full, or calls sent on time arrived close together), the Tagger
+// empties its model of the bucket and halves its rate, then recovers toward the documented rate
+// by a tenth of it with each call that passes (a lone throttle costs about a quarter second).
 //
 // A Tagger retries throttled calls itself (the SDK's retries are off for its calls): the SDK's
 // adaptive mode would slow every other call of the client, and its backoff overshoots the
@@ -238,12 +246,12 @@ func (t *Tagger) run(ctx context.Context, parallel int) {
 		var job *tagJob
 		if len(t.pending) > 0 {
 			t.refillLocked(now)
-			if t.tokens >= 1 || math.IsInf(t.rate, 1) {
+			if t.tokens >= 1+tokenMargin || math.IsInf(t.rate, 1) {
 				job = heap.Pop(&t.pending).(*tagJob)
 				t.tokens--
 				t.dispatchLocked(job, now)
 			} else {
-				wait = minWait(wait, time.Duration(math.Ceil((1-t.tokens)/t.rate*float64(time.Second))))
+				wait = minWait(wait, time.Duration(math.Ceil((1+tokenMargin-t.tokens)/t.rate*float64(time.Second))))
 			}
 		}
 		t.mu.Unlock()
@@ -332,9 +340,9 @@ func (t *Tagger) send(ctx context.Context, j *tagJob) {
 		for _, id := range j.set.InstanceIDs {
 			t.tagged[id] = struct{}{}
 		}
-		// Recover toward the documented rate: a twentieth of it for each call that passes.
+		// Recover toward the documented rate: a tenth of it for each call that passes.
 		t.refillLocked(now)
-		t.rate = math.Min(t.bucket.PerSecond, t.rate+t.bucket.PerSecond/20)
+		t.rate = math.Min(t.bucket.PerSecond, t.rate+t.bucket.PerSecond/10)
 		return
 	}
 	code := ErrorCode(err)
@@ -349,7 +357,7 @@ func (t *Tagger) send(ctx context.Context, j *tagJob) {
 		t.refillLocked(now)
 		t.tokens = 0
 		if j.sentAt.After(t.lastCut) {
-			t.rate = math.Max(math.Min(minTagRate, t.bucket.PerSecond), t.rate/2)
+			t.rate = math.Max(math.Min(minTagRate, t.bucket.PerSecond), t.rate*rateCut)
 			t.lastCut = now
 			t.log.Debug("EC2 throttles CreateTags; slowing down", "region", t.region, "per_second", t.rate)
 		}
