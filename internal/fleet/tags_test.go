@@ -167,7 +167,9 @@ func TestTaggerSharesTheBucketWithAnotherCaller(t *testing.T) {
 		api := newTagEC2()
 		ctx, stop := context.WithCancel(t.Context())
 		other := 0
+		otherDone := make(chan struct{})
 		go func() {
+			defer close(otherDone)
 			tick := time.NewTicker(250 * time.Millisecond)
 			defer tick.Stop()
 			for {
@@ -185,6 +187,7 @@ func TestTaggerSharesTheBucketWithAnotherCaller(t *testing.T) {
 		tg.Add(nameSets(shuffled(300)...)...)
 		r := tg.Wait()
 		stop()
+		<-otherDone
 		if r.Err != nil || r.Tagged != 300 {
 			t.Fatalf("tagged %d of 300: %v", r.Tagged, r.Err)
 		}
