@@ -104,7 +104,7 @@ func TestLaunchDescribeTerminateOverTheWire(t *testing.T) {
 	for i, in := range insts {
 		sets[i] = fleet.TagSet{InstanceIDs: []string{in.ID}, Tags: []types.Tag{fleet.T(fleet.TagName, names[i])}}
 	}
-	if failed, err := fleet.ApplyTags(ctx, api, sets, fleet.TagOptions{PerSecond: 5000}); err != nil {
+	if failed, err := fleet.ApplyTags(ctx, api, sets, fleet.NewTagLimiter(5000)); err != nil {
 		t.Fatalf("tags: %v (%d failed)", err, len(failed))
 	}
 	sim.ResetCounters()

@@ -491,6 +491,11 @@ func NameSets(nodes, ids []string) []TagSet {
 	return out
 }
 
+// NewTagLimiter is the pacing ApplyTags takes: EC2's CreateTags bucket (perSecond 0), or a
+// refill of perSecond calls a second (tests). (Before the Tagger it returned a rate.Limiter
+// paced below the bucket; callers read the same.)
+func NewTagLimiter(perSecond float64) TagOptions { return TagOptions{PerSecond: perSecond} }
+
 // ApplyTags tags every set with one Tagger and waits: the ids whose tagging failed, with the
 // first errors.
 func ApplyTags(ctx context.Context, api EC2API, sets []TagSet, opts TagOptions) (failed []string, err error) {
