@@ -85,9 +85,11 @@ func (b boundModel) parallelCalls(region, action string, sizes []int, resources 
 // one filtered DescribeInstances for instances the nodes may already have, then per node group
 // CreateFleet instant in batches of 1,000 (resource bucket shared with RunInstances) and a
 // DescribeInstances by id for the private IPs (CreateFleet returns ids only) -- addresses are
-// known when the last of those returns. The exit additionally needs one CreateTags per instance
-// (the Name tag differs per instance), admitted by the CreateTags bucket, starting when the first
-// batch's addresses are known.
+// known when the last of those returns. The exit ("Name tags done") additionally needs one
+// CreateTags per instance (the Name tag differs per instance), admitted by the CreateTags bucket
+// (100, then 10 a second) from the moment the first CreateFleet returns: its answer holds the
+// instance ids, which is all a Name tag needs. That is "CreateFleet's time plus what the
+// CreateTags bucket allows".
 func (b boundModel) resumeBound(region string, groups []int) (addr, exit time.Duration) {
 	var sizes []int
 	n := 0
@@ -100,7 +102,7 @@ func (b boundModel) resumeBound(region string, groups []int) (addr, exit time.Du
 	}
 	pre := b.l("DescribeInstances", 0)
 	var calls []throttle.Call
-	var slowest, quickest time.Duration = 0, -1
+	var slowest, quickest, firstFleet time.Duration = 0, -1, -1
 	for _, s := range sizes {
 		calls = append(calls, throttle.Call{Action: "CreateFleet", N: s, Region: region})
 		d := b.l("CreateFleet", s) + b.l("DescribeInstances", s)
@@ -108,13 +110,16 @@ func (b boundModel) resumeBound(region string, groups []int) (addr, exit time.Du
 		if quickest < 0 || d < quickest {
 			quickest = d
 		}
+		if f := b.l("CreateFleet", s); firstFleet < 0 || f < firstFleet {
+			firstFleet = f
+		}
 	}
 	addr = pre + max(slowest, b.admitLast(calls)+quickest)
 	tags := make([]throttle.Call, n)
 	for i := range tags {
 		tags[i] = throttle.Call{Action: "CreateTags", Region: region}
 	}
-	exit = max(addr, pre+quickest+b.admitLast(tags)) + b.l("CreateTags", 1)
+	exit = max(addr, pre+firstFleet+b.admitLast(tags)+b.l("CreateTags", 1))
 	return addr, exit
 }
 

@@ -40,6 +40,9 @@ type options struct {
 	overheadRuns                  int
 	reconcileNodes                int
 	reportOnly, micro             bool
+	oneGroup                      []int // node counts for the one-group case
+	repeat                        int   // runs of each one-group size
+	only                          string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -55,18 +58,30 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.reconcileNodes, "reconcile-nodes", 10000, "nodes (and instances) for the reconcile run; 0 skips it")
 	fs.BoolVar(&o.reportOnly, "report-only", false, "do not run anything: write the report from -results")
 	fs.BoolVar(&o.micro, "micro", true, "also run the Go micro-benchmarks (go test -bench)")
+	oneGroup := fs.String("one-group", "300,1000", "comma-separated node counts for the one-group case (one node group, one region); empty skips it")
+	fs.IntVar(&o.repeat, "repeat", 1, "runs of each one-group size (the report gives the median and every run)")
+	fs.StringVar(&o.only, "only", "", "run only this case ("+oneGroupCase+"); the report keeps the other cases' results from -results")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for _, f := range strings.Split(*sizes, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
+	var err error
+	if o.sizes, err = nodeCounts("-sizes", *sizes, 10000); err != nil {
+		return err
+	}
+	if o.oneGroup, err = nodeCounts("-one-group", *oneGroup, groupSize); err != nil {
+		return err
+	}
+	if o.repeat < 1 {
+		return fmt.Errorf("-repeat: %d runs; want at least 1", o.repeat)
+	}
+	switch o.only {
+	case "":
+	case oneGroupCase:
+		if len(o.oneGroup) == 0 {
+			return fmt.Errorf("-only %s with an empty -one-group: nothing to run", oneGroupCase)
 		}
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > 10000 {
-			return fmt.Errorf("-sizes: %q is not a node count in 1..10000", f)
-		}
-		o.sizes = append(o.sizes, n)
+	default:
+		return fmt.Errorf("-only %q: the one case that runs alone is %q", o.only, oneGroupCase)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
@@ -84,6 +99,19 @@ func run(ctx context.Context, args []string) error {
 		var err error
 		if res, err = measure(ctx, log, o); err != nil {
 			return err
+		}
+		if o.only != "" {
+			// Keep the other cases from the previous full run.
+			prev := &results{}
+			if b, err := os.ReadFile(o.results); err == nil {
+				if err := json.Unmarshal(b, prev); err != nil {
+					return fmt.Errorf("decoding %s to keep its other results: %w", o.results, err)
+				}
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			prev.OneGroup, prev.OneGroupMachine = res.OneGroup, res.OneGroupMachine
+			res = prev
 		}
 		b, err := json.MarshalIndent(res, "", "  ")
 		if err != nil {
@@ -114,9 +142,38 @@ func run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// measure runs every scenario.
+// nodeCounts parses a comma-separated list of node counts in 1..most.
+func nodeCounts(flagName, list string, most int) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > most {
+			return nil, fmt.Errorf("%s: %q is not a node count in 1..%d", flagName, f, most)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// measure runs every scenario (or only o.only).
 func measure(ctx context.Context, log *slog.Logger, o options) (*results, error) {
 	res := &results{Machine: machineInfo(ctx)}
+	if o.only == oneGroupCase {
+		e, err := newEnv(ctx, log, o.bin)
+		if err != nil {
+			return nil, err
+		}
+		defer e.close()
+		if res.OneGroup, err = e.oneGroupRuns(ctx, log, profile{Latency: "aws", Throttle: "aws"}, o.oneGroup, o.repeat); err != nil {
+			return nil, err
+		}
+		res.OneGroupMachine = &res.Machine
+		res.Finished = time.Now().UTC()
+		return res, nil
+	}
 	if o.micro {
 		mb, err := microBenchmarks(ctx, log)
 		if err != nil {
@@ -155,6 +212,12 @@ func measure(ctx context.Context, log *slog.Logger, o options) (*results, error)
 		}
 		res.Runs = append(res.Runs, *s)
 		log.Info("suspend measured", "nodes", n, "exit", s.Proc.Wall, "bound", s.BoundExit)
+	}
+	if len(o.oneGroup) > 0 {
+		if res.OneGroup, err = e.oneGroupRuns(ctx, log, aws, o.oneGroup, o.repeat); err != nil {
+			return nil, err
+		}
+		res.OneGroupMachine = &res.Machine
 	}
 	if o.reconcileNodes > 0 {
 		log.Info("reconcile", "nodes", o.reconcileNodes, "sim", aws)

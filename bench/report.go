@@ -23,6 +23,10 @@ type results struct {
 	Overhead []Run
 	Runs     []Run
 	Finished time.Time
+	// OneGroup is the one-group case (onegroup.go); it can be rerun alone (-only one-group),
+	// so it says where it was measured.
+	OneGroup        []Run    `json:",omitempty"`
+	OneGroupMachine *Machine `json:",omitempty"`
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()) }
@@ -138,6 +142,7 @@ func reportMarkdown(res *results, plot, notes string) string {
 			cf, verdict(cf <= r.WantFleets, fmt.Sprintf("want ≤ %d", r.WantFleets)), throttled(r.API),
 			slurmString(r.Slurm), secs(r.Proc.CPU), mib(r.Proc.MaxRSSKB), okString(r))
 	}
+	w("%s", oneGroupMarkdown(res))
 	w("\n## Suspend\n\n")
 	w("| N | groups / regions | exit s | bound s | ratio (target ≤ 1.2x) | EC2 calls (throttled) | TerminateInstances (target) | DescribeInstances (target) | throttled, retried | scontrol calls | CPU s | peak RSS MiB | outcome |\n")
 	w("|---:|---|---:|---:|---|---|---|---|---:|---|---:|---:|---|\n")
@@ -237,9 +242,10 @@ it. Per region:
   max(slowest CreateFleet+Describe, last CreateFleet admitted by the buckets + quickest
   CreateFleet+Describe). CreateFleet draws on the mutating request bucket (50, +5/s) and, as
   ec2sim assumes, the RunInstances resource bucket (1,000 instances, +2/s).
-- **Resume, exit** adds one CreateTags per instance (the Name tag differs per instance, so one call
-  cannot serve two), admitted by the CreateTags bucket (100, +10/s) from the moment the first
-  batch's addresses are known, plus one CreateTags latency.
+- **Resume, exit** (Name tags done) adds one CreateTags per instance (the Name tag differs per
+  instance, so one call cannot serve two), admitted by the CreateTags bucket (100, +10/s) from the
+  moment the first CreateFleet returns (its answer holds the instance ids, all a Name tag needs),
+  plus one CreateTags latency; and never before the addresses are known.
 - **Suspend** = the DescribeInstances pages that find the nodes' instances (one page per 1,000,
   pages in sequence) + TerminateInstances in batches of 1,000 in parallel, admitted by its request
   bucket (100, +5/s) and resource bucket (1,000 instances, +20/s).

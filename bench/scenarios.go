@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -59,7 +58,13 @@ func (r *Run) collect(e *env) error {
 }
 
 func (e *env) resumeRun(ctx context.Context, p profile, n int) (*Run, error) {
-	per := spread(n)
+	return e.resumeRunPer(ctx, p, spread(n))
+}
+
+// resumeRunPer resumes per[i] nodes of group i (the first of each group) in one call, as
+// ResumeProgram, and checks the outcome.
+func (e *env) resumeRunPer(ctx context.Context, p profile, per []int) (*Run, error) {
+	n := total(per)
 	names := targetNames(per)
 	if err := e.sim.set(p, false); err != nil {
 		return nil, err
@@ -332,7 +337,7 @@ func (e *env) launchSteadyState(ctx context.Context, per []int) error {
 		for j, id := range ids {
 			sets[j] = fleet.TagSet{InstanceIDs: []string{id}, Tags: []types.Tag{fleet.T(fleet.TagName, fmt.Sprintf("%s-%d", g.Name, j))}}
 		}
-		if failed, err := fleet.ApplyTags(ctx, api, sets, rate.NewLimiter(rate.Inf, 1)); err != nil {
+		if failed, err := fleet.ApplyTags(ctx, api, sets, fleet.TagOptions{PerSecond: math.Inf(1)}); err != nil {
 			return fmt.Errorf("naming %d instances of %s: %w", len(failed), g.Name, err)
 		}
 	}

@@ -51,8 +51,8 @@ type Deps struct {
 	LockDir string
 	// Parallel bounds concurrent EC2 work (node groups, chunks). Default 8.
 	Parallel int
-	// TagsPerSecond paces per-instance CreateTags calls; 0 means fleet.DefaultTagRate, below
-	// EC2's CreateTags refill rate.
+	// TagsPerSecond replaces the refill rate of EC2's CreateTags bucket that per-instance tags
+	// are paced to (tests); 0 means EC2's documented bucket, fleet.CreateTagsBucket.
 	TagsPerSecond float64
 	// Planners add rules to reconcile's plan (see Planner); ResumeGate holds nodes back from a
 	// launch (see ResumeGate). Both are optional.

@@ -62,7 +62,7 @@ type resumeRun struct {
 	mu       sync.Mutex
 	sum      *ResumeSummary
 	problems []error
-	tags     map[inventory.Key][]fleet.TagSet
+	tags     *fleet.Taggers
 }
 
 func (r *resumeRun) problem(err error) {
@@ -77,14 +77,13 @@ func (r *resumeRun) problem(err error) {
 // of the ResumeProgram); capacity shortfalls are not errors: those nodes are set DOWN with EC2's
 // error code so their jobs go elsewhere at once.
 func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*ResumeSummary, error) {
-	r := &resumeRun{d: d, start: d.now(), runID: randomID(), tags: map[inventory.Key][]fleet.TagSet{}}
+	r := &resumeRun{d: d, start: d.now(), runID: randomID(), tags: fleet.NewTaggers(ctx, fleet.TagOptions{PerSecond: d.TagsPerSecond, Logger: d.log()})}
 	t, err := d.resolve(expr)
 	if err != nil {
 		return nil, err
 	}
 	r.t = t
 	r.sum = &ResumeSummary{Asked: len(t.names), Unknown: len(t.unknown), Failed: map[string]int{}}
-	log := d.log()
 	if len(t.unknown) > 0 {
 		r.markDown(ctx, t.unknown, reasonPrefix+"node not defined in partitions.json", "NotConfigured", false)
 	}
@@ -125,25 +124,9 @@ func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*Res
 	_ = g.Wait()
 	unlock()
 
-	// Name and templated tags, after Slurm knows every address: paced to EC2's CreateTags rate,
-	// which is per region, so regions are tagged at the same time, each with its own pace.
-	tg, tctx := errgroup.WithContext(ctx)
-	for k, sets := range r.tags {
-		tg.Go(func() error {
-			api, err := d.EC2.Get(tctx, k.Region, k.Profile)
-			if err != nil {
-				log.Warn("no EC2 client for tagging", "region", k.Region, "error", err)
-				return nil
-			}
-			failed, err := fleet.ApplyTags(tctx, api, sets, fleet.NewTagLimiter(d.TagsPerSecond))
-			if err != nil {
-				// The nodes work without their Name tag: suspend and reconcile also match NodeAddr.
-				log.Warn("could not tag some instances with their node names", "region", k.Region, "instances", len(failed), "error", err)
-			}
-			return nil
-		})
-	}
-	_ = tg.Wait()
+	// Name and templated tags: sent from CreateFleet's answer on, in node order, at the rate of
+	// EC2's CreateTags bucket of each region (fleet.Tagger). Wait for the last.
+	r.tags.Wait()
 	return r.finish()
 }
 
@@ -374,6 +357,9 @@ func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k invento
 	if isThrottle(err) {
 		res, err = r.retryThrottled(ctx, api, spec, err)
 	}
+	if err == nil && len(instanceTags(g, "", fleet.Instance{})) == 1 { // Name only: send it now (the ids are all it needs)
+		r.tags.For(api, k.Region, k.Profile).Add(fleet.NameSets(b.nodes, res.InstanceIDs)...)
+	}
 	if err != nil {
 		code := fleet.ErrorCode(err)
 		d.log().Error("CreateFleet failed", "node_group", g.Name(), "nodes", nodeList(b.nodes), "code", code, "error", err)
@@ -522,7 +508,7 @@ func (r *resumeRun) assign(ctx context.Context, api fleet.EC2API, k inventory.Ke
 		r.sum.Launched += len(nodes)
 	}
 	r.sum.AddressesKnown = r.d.now().Sub(r.start)
-	r.tags[k] = append(r.tags[k], sets...)
+	r.tags.For(api, k.Region, k.Profile).Add(sets...)
 	for _, n := range nodes {
 		d.log().Debug("node has its instance", "node", n, "instance", got[n].ID, "ip", got[n].PrivateIP, "reused", reused)
 	}

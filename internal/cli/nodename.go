@@ -2,16 +2,18 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/nodename"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
@@ -20,15 +22,18 @@ import (
 // time, 2 usage. Diagnostics go to stderr (the journal, when run from the slurmd drop-in).
 func runNodename(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "nodename")
-	wait := fs.Duration("wait", 60*time.Second, "how long to wait for the Name tag (or a Slurm NodeAddr match) to appear")
+	wait := fs.Duration("wait", 0, "how long to wait for the Name tag (or a Slurm NodeAddr match) to appear. Default: the time EC2's CreateTags\n"+
+		"bucket (100 calls, then 10 a second) needs to name every node of the largest burst the configuration\n"+
+		"allows in one region and account (the sum of its node groups' MaxNodes): 30s + (N-100)/10 s, at least 60s;\n"+
+		"N = 1000 (120s) when no configuration is found")
 	slurmBin := fs.String("slurm-bin", "/usr/bin", "directory holding scontrol, for the NodeAddr fallback")
 	noHost := fs.Bool("no-hostname-fallback", false, "fail instead of printing the host name when nothing else answers")
 	noSlurm := fs.Bool("no-slurm", false, "skip the NodeAddr fallback (no scontrol on this node)")
 	verbose := fs.Bool("v", false, "log every attempt")
 	envFile := fs.String("env-file", "", "also write SLURM_NODENAME=<name> to this file (atomically), for systemd's EnvironmentFile=")
-	fs.String("config-dir", "", "accepted for uniformity; nodename reads no configuration")
+	configDir := fs.String("config-dir", "", "configuration whose node groups size --wait's default (optional: compute nodes usually have none)")
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: slurm-ec2 nodename [--wait 60s] [--slurm-bin DIR] [--no-hostname-fallback]")
+		fmt.Fprintln(env.Stderr, "usage: slurm-ec2 nodename [--wait DURATION] [--slurm-bin DIR] [--no-hostname-fallback]")
 		fmt.Fprintln(env.Stderr, "Prints this instance's Slurm node name: IMDS tag Name, else ec2:DescribeTags, else the Slurm node whose NodeAddr is local-ipv4, else the host name.")
 		fs.PrintDefaults()
 	}
@@ -46,6 +51,11 @@ func runNodename(ctx context.Context, env *Env, args []string) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level})).With("cmd", "nodename")
+	if !flagSet(fs, "wait") {
+		burst, from := largestBurst(env, *configDir)
+		*wait = nodename.WaitForBurst(burst)
+		log.Debug("waiting as long as naming a burst needs", "wait", wait.String(), "burst", burst, "from", from)
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, *wait+30*time.Second)
 	defer cancel()
@@ -54,7 +64,7 @@ func runNodename(ctx context.Context, env *Env, args []string) error {
 		IMDS: imds.New(imds.Options{}),
 		EC2: func(ctx context.Context, region string) (nodename.TagsAPI, error) {
 			// LoadDefaultConfig honours AWS_ENDPOINT_URL_EC2 and finds the instance role's credentials.
-			cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))
+			cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
 			if err != nil {
 				return nil, fmt.Errorf("loading AWS configuration for %s: %w", region, err)
 			}
@@ -128,4 +138,34 @@ func writeNodenameEnv(path, name string) error {
 		return fmt.Errorf("installing the node name file %s: %w", path, err)
 	}
 	return nil
+}
+
+// flagSet says whether the command line set the flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// largestBurst is the most nodes one burst may launch in one region and account: the largest
+// sum of MaxNodes over the node groups of one (Region, ProfileName) of the configuration, or
+// nodename.DefaultBurst when no valid configuration is found (compute nodes usually have none).
+// It says where the number came from.
+func largestBurst(env *Env, flagDir string) (int, string) {
+	dir := configDirFor(env, flagDir)
+	cfg, err := config.Load(dir)
+	if err != nil {
+		return nodename.DefaultBurst, fmt.Sprintf("no configuration in %s (one full fleet assumed)", dir)
+	}
+	sums := map[[2]string]int{}
+	most := 0
+	for _, g := range cfg.NodeGroups() {
+		k := [2]string{g.Region, g.ProfileName}
+		sums[k] += g.MaxNodes
+		most = max(most, sums[k])
+	}
+	if most == 0 {
+		return nodename.DefaultBurst, "no node groups in " + dir
+	}
+	return most, filepath.Join(dir, config.PartitionsFileName)
 }

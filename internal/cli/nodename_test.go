@@ -148,3 +148,55 @@ func TestNodenameCommand(t *testing.T) {
 		})
 	}
 }
+
+// Without --wait, nodename waits as long as EC2's CreateTags bucket needs to name the largest
+// burst the configuration allows in one region and account.
+func TestNodenameWaitDefault(t *testing.T) {
+	small := writeIAMConfig(t) // one group of 10 nodes
+	big := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(small, "partitions.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two groups of 1,200 in us-west-2 (2,400 in one region) and one of 2,000 in us-east-1.
+	parts := strings.Replace(string(b), `"MaxNodes":10`, `"MaxNodes":1200`, 1)
+	group := parts[strings.Index(parts, `{"NodeGroupName"`) : strings.LastIndex(parts, "}]}]}")+1]
+	parts = strings.Replace(parts, group, group+","+strings.Replace(group, `"node"`, `"more"`, 1)+","+
+		strings.NewReplacer(`"node"`, `"east"`, `"us-west-2"`, `"us-east-1"`, `"MaxNodes":1200`, `"MaxNodes":2000`).Replace(group), 1)
+	for name, body := range map[string]string{"partitions.json": parts} {
+		if err := os.WriteFile(filepath.Join(big, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := os.ReadFile(filepath.Join(small, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(big, "config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		args []string
+		want string
+	}{
+		"no configuration: one full fleet": {args: []string{"--config-dir", t.TempDir()}, want: "wait=2m0s burst=1000"},
+		"small configuration: the floor":   {args: []string{"--config-dir", small}, want: "wait=1m0s burst=10"},
+		"largest region counts":            {args: []string{"--config-dir", big}, want: "wait=4m20s burst=2400"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			im := httptest.NewServer(nodenameIMDS(true))
+			defer im.Close()
+			t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", im.URL)
+			var out, errb bytes.Buffer
+			env := &Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
+			code := Run(context.Background(), env, append([]string{"slurm-ec2", "nodename", "-v", "--no-slurm"}, tc.args...))
+			if code != 0 || out.String() != "aws-node-3\n" {
+				t.Fatalf("exit %d, stdout %q; stderr:\n%s", code, out.String(), errb.String())
+			}
+			if !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("stderr lacks %q:\n%s", tc.want, errb.String())
+			}
+		})
+	}
+}
