@@ -24,10 +24,9 @@ lint: ## gofmt check and go vet
 test: lint ## lint, then every Go test (unit, integration over ec2sim, fidelity when awscli/boto3 exist)
 	$(GO) test -count=1 ./...
 
-# Debian packages the tests need: real Slurm and munge for the end-to-end tests, rpm to check the
-# .rpm packages (deploy TestPackages), and the EC2
+# Debian packages the tests need: real Slurm and munge for the end-to-end tests, and the EC2
 # clients nobody here wrote (awscli, boto3) for ec2sim's fidelity test.
-DEB_PACKAGES := slurmctld slurmd slurm-client munge awscli python3-boto3 iproute2 util-linux procps rpm \
+DEB_PACKAGES := slurmctld slurmd slurm-client munge awscli python3-boto3 iproute2 util-linux procps \
 	ca-certificates git make
 
 deps: ## install the Debian packages the tests need (root; daemons are not started)
