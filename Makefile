@@ -38,7 +38,7 @@ test: lint ## lint, then every Go test with the race detector (unit, integration
 # Debian packages the tests need: real Slurm and munge for the end-to-end tests, and the EC2
 # clients nobody here wrote (awscli, boto3) for ec2sim's fidelity test.
 DEB_PACKAGES := slurmctld slurmd slurm-client munge awscli python3-boto3 iproute2 util-linux procps \
-	ca-certificates git make gcc
+	ca-certificates git make gcc rpm
 
 deps: ## install the Debian packages the tests need (root; daemons are not started)
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
