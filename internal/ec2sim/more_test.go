@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -20,8 +19,7 @@ func TestSigV4Verification(t *testing.T) {
 	e.clock = nil
 	ctx := context.Background()
 	mk := func(akid, secret string) *ec2.Client {
-		return ec2.New(ec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(e.url), Retryer: aws.NopRetryer{},
-			Credentials: credentials.NewStaticCredentialsProvider(akid, secret, "")})
+		return e.clientAs("us-east-1", akid, secret, aws.NopRetryer{})
 	}
 	if _, err := mk("AKIDGOOD", "right-secret").DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []types.Filter{{Name: aws.String("tag:a b"), Values: []string{"x y*"}}}}); err != nil {
 		t.Fatalf("good signature refused: %v", err)

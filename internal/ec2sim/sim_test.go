@@ -1,8 +1,12 @@
 package ec2sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -41,6 +45,7 @@ type env struct {
 	sim   *Sim
 	clock *clock
 	url   string
+	http  *http.Client // for every SDK client of the test; see ownBodyTransport
 }
 
 func newEnv(t *testing.T, opts Options) *env {
@@ -53,16 +58,56 @@ func newEnv(t *testing.T, opts Options) *env {
 	s := New(opts)
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &env{sim: s, clock: c, url: srv.URL}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	return &env{sim: s, clock: c, url: srv.URL, http: &http.Client{Transport: ownBodyTransport{next: tr}}}
 }
 
+// client is an SDK client that sees every answer as ec2sim sent it: no retries.
 func (e *env) client(region string) *ec2.Client {
+	return e.clientAs(region, "AKIDEXAMPLE", "secret", aws.NopRetryer{})
+}
+
+func (e *env) clientAs(region, akid, secret string, retryer aws.Retryer) *ec2.Client {
 	return ec2.New(ec2.Options{
 		Region:       region,
 		BaseEndpoint: aws.String(e.url),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
-		Retryer:      aws.NopRetryer{},
+		Credentials:  credentials.NewStaticCredentialsProvider(akid, secret, ""),
+		Retryer:      retryer,
+		HTTPClient:   e.http,
 	})
+}
+
+// ownBodyTransport hands the transport its own copy of each request body.
+//
+// Without it, a test whose answer is large fails now and then with "deserialization failed,
+// failed to decode response body, read tcp ...: use of closed network connection" on a 200
+// answer (DescribeInstanceTypes of the whole catalog: 1 run in 4 to 8). The race is the SDK's,
+// not ec2sim's: once http.Client.Do returns, smithy-go closes the request body it gave net/http
+// (smithy-go transport/http/client.go, "Call Close on SafeReadCloser after client.Do",
+// aws/smithy-go#226), and its closed body's WriteTo then returns io.EOF. net/http's writeLoop,
+// after sending Content-Length bytes, reads the body once more to check nothing is left over;
+// ec2sim on loopback answers within microseconds, so Do can return, and the SDK close the body,
+// before that check runs. The check then fails with io.EOF, and the transport closes the
+// connection under the SDK, which is still reading the answer. Against EC2 a round trip takes
+// far longer than that window, and the SDK's standard retryer retries the error anyway
+// (aws/aws-sdk-go-v2#2737, #2949); these tests run without retries, so they remove the race:
+// the SDK may close its body whenever it likes, the transport reads this copy.
+type ownBodyTransport struct{ next http.RoundTripper }
+
+func (t ownBodyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return t.next.RoundTrip(r)
+	}
+	b, err := io.ReadAll(r.Body)
+	_ = r.Body.Close() // a RoundTripper closes the body it is given
+	if err != nil {
+		return nil, fmt.Errorf("reading the SDK's request body: %w", err)
+	}
+	own := r.Clone(r.Context())
+	own.Body = io.NopCloser(bytes.NewReader(b))
+	own.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	return t.next.RoundTrip(own)
 }
 
 func apiCode(t *testing.T, err error) string {
@@ -571,11 +616,27 @@ func TestThrottled(t *testing.T) {
 		t.Fatalf("counters %+v", c)
 	}
 	// The SDK's standard retryer treats it as a throttle and retries.
-	retrying := ec2.New(ec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(e.url),
-		Credentials: credentials.NewStaticCredentialsProvider("AKID", "s", ""),
-		Retryer:     retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 2; o.MaxBackoff = time.Millisecond })})
+	retrying := e.clientAs("us-east-1", "AKID", "s",
+		retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 2; o.MaxBackoff = time.Millisecond }))
 	_, _ = retrying.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{"i-0123456789abcdef0"}})
 	if c := e.sim.Counters()["TerminateInstances"]; c.Throttled != 3 {
 		t.Fatalf("retry of a throttled call not seen: %+v", c)
+	}
+}
+
+// Large answers over loopback reach the test's SDK clients whole: the whole catalog (tens of
+// kilobytes) a hundred times in a row. With the SDK's own HTTP client an answer was lost to a
+// closed connection within the first few calls (see ownBodyTransport).
+func TestLargeAnswersReachTheClient(t *testing.T) {
+	e := newEnv(t, Options{})
+	cl := e.client("us-east-1")
+	for i := range 100 {
+		out, err := cl.DescribeInstanceTypes(context.Background(), &ec2.DescribeInstanceTypesInput{})
+		if err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+		if len(out.InstanceTypes) != len(builtinInstanceTypes()) {
+			t.Fatalf("call %d: %d types, want %d", i+1, len(out.InstanceTypes), len(builtinInstanceTypes()))
+		}
 	}
 }
