@@ -144,7 +144,7 @@ func nodeProblem(n *slurm.Node, v *inventory.View, now time.Time, cool time.Dura
 		return "failed resume"
 	case n.IsDown():
 		return "down"
-	case inventory.PoweredUp(n) && !n.PoweringUp() && len(claims) == 0:
+	case v.IsGone(n.Name):
 		return "missing instance"
 	case len(claims) > 1:
 		return "duplicate"
