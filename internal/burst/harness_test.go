@@ -1,7 +1,6 @@
 package burst
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/ec2sim"
@@ -181,16 +178,6 @@ func (e *testEnv) updates() [][]string {
 		}
 	}
 	return out
-}
-
-// ec2Client is a plain SDK client on ec2sim, for arranging state behind the plugin's back.
-func (e *testEnv) ec2Client(region string) *ec2.Client {
-	e.t.Helper()
-	cl, err := e.main.Client(context.Background(), region)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return cl
 }
 
 // launchRaw launches n instances with the given tags, as something other than resume would.
