@@ -1,10 +1,7 @@
 package burst
 
 import (
-	"context"
-	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,14 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/ec2sim"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/simenv"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm/fakeslurm"
 )
@@ -79,6 +72,7 @@ const testPartitions = `{
 type testEnv struct {
 	t    *testing.T
 	sim  *ec2sim.Sim
+	main *simenv.Account
 	url  string
 	fake *fakeslurm.Fake
 	deps *Deps
@@ -105,9 +99,8 @@ func newTestEnvWith(t *testing.T, extra, partitions string) *testEnv {
 		}
 		return e.now
 	}
-	sim := ec2sim.New(ec2sim.Options{Seed: 42, Now: clock})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
+	acct := simenv.Start(t, ec2sim.Options{Seed: 42, Now: clock})
+	sim := acct.Sim
 
 	fake := fakeslurm.New(t, "aws-ondemand-[0-9]", "aws-spot-[0-999]", "west-node-[0-19]", "onprem-node-[0-1]", "acct-a-[0-3]", "acct-b-[0-3]")
 	dir := t.TempDir()
@@ -124,14 +117,9 @@ func newTestEnvWith(t *testing.T, extra, partitions string) *testEnv {
 	}
 
 	// The SDK finds ec2sim through the standard endpoint variable and static credentials.
-	t.Setenv("AWS_ENDPOINT_URL_EC2", srv.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-for-tests-only")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	simenv.Setenv(t, acct.URL, dir, simenv.Credentials{KeyID: "AKIDTESTTESTTEST", Secret: "secret-for-tests-only"})
 
-	e.sim, e.url, e.fake, e.cfg = sim, srv.URL, fake, cfg
+	e.sim, e.url, e.main, e.fake, e.cfg = sim, acct.URL, acct, fake, cfg
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.deps = &Deps{
 		Config:  cfg,
@@ -192,37 +180,10 @@ func (e *testEnv) updates() [][]string {
 	return out
 }
 
-// ec2Client is a plain SDK client on ec2sim, for arranging state behind the plugin's back.
-func (e *testEnv) ec2Client(region string) *ec2.Client {
-	e.t.Helper()
-	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(region))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return ec2.NewFromConfig(cfg)
-}
-
 // launchRaw launches n instances with the given tags, as something other than resume would.
 func (e *testEnv) launchRaw(region, subnet string, n int, tags map[string]string) []string {
 	e.t.Helper()
-	var ts []types.Tag
-	for k, v := range tags {
-		ts = append(ts, fleet.T(k, v))
-	}
-	out, err := e.ec2Client(region).RunInstances(context.Background(), &ec2.RunInstancesInput{
-		MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n)),
-		LaunchTemplate:    &types.LaunchTemplateSpecification{LaunchTemplateName: aws.String("template-name")},
-		SubnetId:          aws.String(subnet),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: ts}},
-	})
-	if err != nil {
-		e.t.Fatalf("RunInstances: %v", err)
-	}
-	var ids []string
-	for _, in := range out.Instances {
-		ids = append(ids, aws.ToString(in.InstanceId))
-	}
-	return ids
+	return e.main.Launch(e.t, region, subnet, n, tags)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -235,33 +196,15 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // account is a second EC2 account: its own ec2sim behind its own endpoint.
-type account struct {
-	sim *ec2sim.Sim
-	url string
-}
+type account = simenv.Account
 
 // useAccounts makes the plugin's EC2 clients pick an endpoint by profile: each profile of
 // accounts is its own EC2 account (ec2sim), "" is the test's main ec2sim, and any other profile
 // does not exist (as the SDK says of a profile missing from ~/.aws/config).
 func (e *testEnv) useAccounts(accounts map[string]*account) {
 	e.t.Helper()
-	cl := fleet.NewClients(fleet.Options{Logger: e.deps.Log, MaxAttempts: 8, MaxBackoff: 300 * time.Millisecond})
-	cl.New = func(ctx context.Context, region, profile string) (fleet.EC2API, error) {
-		url := e.url
-		if profile != "" {
-			a, ok := accounts[profile]
-			if !ok {
-				return nil, fmt.Errorf("failed to get shared config profile, %s", profile)
-			}
-			url = a.url
-		}
-		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
-		if err != nil {
-			return nil, err
-		}
-		return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(url) }), nil
-	}
-	e.deps.EC2 = cl
+	a := &simenv.Accounts{Main: e.main, ByProfile: accounts}
+	e.deps.EC2 = a.Clients(fleet.Options{Logger: e.deps.Log, MaxAttempts: 8, MaxBackoff: 300 * time.Millisecond})
 }
 
 // newAccount starts another ec2sim on the test's clock.
@@ -275,35 +218,11 @@ func (e *testEnv) newAccount(id string) *account {
 	}
 	// Instance ids are unique across accounts in EC2: each account gets its own seed.
 	seed, _ := strconv.ParseUint(id[:6], 10, 64)
-	sim := ec2sim.New(ec2sim.Options{Seed: seed, Now: clock, AccountID: id})
-	srv := httptest.NewServer(sim)
-	e.t.Cleanup(srv.Close)
-	return &account{sim: sim, url: srv.URL}
+	return simenv.Start(e.t, ec2sim.Options{Seed: seed, Now: clock, AccountID: id})
 }
 
 // launchIn launches n instances with tags in an account's ec2sim.
 func (e *testEnv) launchIn(a *account, region, subnet string, n int, tags map[string]string) []string {
 	e.t.Helper()
-	var ts []types.Tag
-	for k, v := range tags {
-		ts = append(ts, fleet.T(k, v))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(region))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out, err := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(a.url) }).RunInstances(context.Background(), &ec2.RunInstancesInput{
-		MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n)),
-		LaunchTemplate:    &types.LaunchTemplateSpecification{LaunchTemplateName: aws.String("template-name")},
-		SubnetId:          aws.String(subnet),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: ts}},
-	})
-	if err != nil {
-		e.t.Fatalf("RunInstances: %v", err)
-	}
-	var ids []string
-	for _, in := range out.Instances {
-		ids = append(ids, aws.ToString(in.InstanceId))
-	}
-	return ids
+	return a.Launch(e.t, region, subnet, n, tags)
 }

@@ -55,10 +55,10 @@ func TestIssue13TwoAccountsOneRegion(t *testing.T) {
 	if _, err := Reconcile(context.Background(), e.deps, reconcileOpts()); err != nil {
 		t.Errorf("reconcile: %v", err)
 	}
-	if st := stateIn(t, a.sim, orphanA); isLive(st) {
+	if st := stateIn(t, a.Sim, orphanA); isLive(st) {
 		t.Errorf("account a's orphan %s is %s, want terminated", orphanA, st)
 	}
-	if st := stateIn(t, b.sim, orphanB); isLive(st) {
+	if st := stateIn(t, b.Sim, orphanB); isLive(st) {
 		t.Errorf("account b's orphan %s is %s, want terminated (through account b's client)", orphanB, st)
 	}
 }
@@ -77,7 +77,7 @@ func TestIssue13UnreachableAccountServesOthers(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "nosuch") {
 		t.Errorf("reconcile error = %v, want one naming the profile nosuch", err)
 	}
-	if st := stateIn(t, a.sim, orphan); isLive(st) {
+	if st := stateIn(t, a.Sim, orphan); isLive(st) {
 		t.Errorf("the healthy account's orphan %s is %s, want terminated", orphan, st)
 	}
 }

@@ -298,11 +298,21 @@ func (v *View) Orphans(now time.Time, grace time.Duration) []Listed {
 func (v *View) Gone() []*slurm.Node {
 	var out []*slurm.Node
 	for _, n := range v.nodes {
-		if PoweredUp(n) && !n.PoweringUp() && len(v.of[n.Name]) == 0 && !v.Unknown(n.Name) {
+		if v.IsGone(n.Name) {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// IsGone reports whether a configured node lost its instance (rule 8).
+func (v *View) IsGone(node string) bool {
+	n := v.byName[node]
+	if n == nil || !PoweredUp(n) || n.PoweringUp() || len(v.of[node]) > 0 || v.Unknown(node) {
+		return false
+	}
+	_, _, ok := v.cfg.LookupNode(node)
+	return ok
 }
 
 // DeadOf is the dead instances named for a node, newest first: why it lost its instance.

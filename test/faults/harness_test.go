@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,16 +23,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-
 	"github.com/slurm-ec2/slurm-ec2/internal/burst"
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/ec2sim"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
 	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
+	"github.com/slurm-ec2/slurm-ec2/internal/simenv"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm/fakeslurm"
 )
@@ -163,10 +158,7 @@ type envOptions struct {
 }
 
 // account is one more EC2 account of a case.
-type account struct {
-	sim *ec2sim.Sim
-	url string
-}
+type account = simenv.Account
 
 // env is one case's world: ec2sim, the fake Slurm, the slurmctld model, the config and the
 // in-process use cases.
@@ -184,10 +176,10 @@ type env struct {
 	logs *syncBuffer
 	// faults names what the case injected, for the table.
 	faults []string
+	main   *simenv.Account
 	// accounts by profile (envOptions.accounts); unreachable profiles fail to get a client.
-	accounts    map[string]*account
-	mu          sync.Mutex
-	unreachable map[string]bool
+	accounts map[string]*account
+	accts    *simenv.Accounts
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -197,14 +189,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e := &env{t: t, clk: &clock{}, lat: &latencyKnob{per: map[string]time.Duration{}}, logs: &syncBuffer{}}
 	skew := o.skew
-	e.sim = ec2sim.New(ec2sim.Options{
+	e.main = simenv.Start(t, ec2sim.Options{
 		Seed:    7,
 		Now:     func() time.Time { return e.clk.Now().Add(skew) },
 		Latency: e.lat,
 	})
-	srv := httptest.NewServer(e.sim)
-	t.Cleanup(srv.Close)
-	e.url = srv.URL
+	e.sim, e.url = e.main.Sim, e.main.URL
 
 	e.fake = fakeslurm.New(t, "aws-ondemand-[0-7]", "aws-spot-[0-39]")
 	e.dir = t.TempDir()
@@ -226,13 +216,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.cfg = cfg
 
-	t.Setenv("AWS_ENDPOINT_URL_EC2", srv.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", testKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", testSecret)
-	t.Setenv("AWS_SESSION_TOKEN", testToken)
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(e.dir, "no-aws-config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(e.dir, "no-aws-credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	simenv.Setenv(t, e.url, e.dir, simenv.Credentials{KeyID: testKeyID, Secret: testSecret, Token: testToken})
 	t.Setenv("SLURM_EC2_CONFIG_DIR", e.dir)
 
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -387,7 +371,7 @@ func (e *env) instances() []ec2sim.InstanceInfo {
 	var out []ec2sim.InstanceInfo
 	sims := []*ec2sim.Sim{e.sim}
 	for _, p := range slices.Sorted(maps.Keys(e.accounts)) {
-		sims = append(sims, e.accounts[p].sim)
+		sims = append(sims, e.accounts[p].Sim)
 	}
 	for _, sim := range sims {
 		for _, in := range sim.Instances(region) {
@@ -403,72 +387,24 @@ func (e *env) instances() []ec2sim.InstanceInfo {
 // and makes the plugin's clients pick the endpoint by profile.
 func (e *env) useAccounts(profiles []string, log *slog.Logger) {
 	e.accounts = map[string]*account{}
-	e.unreachable = map[string]bool{}
 	for i, p := range profiles {
-		sim := ec2sim.New(ec2sim.Options{Seed: uint64(100 + i), Now: e.clk.Now, AccountID: fmt.Sprintf("%012d", 100000000000+i)})
-		srv := httptest.NewServer(sim)
-		e.t.Cleanup(srv.Close)
-		e.accounts[p] = &account{sim: sim, url: srv.URL}
+		e.accounts[p] = simenv.Start(e.t, ec2sim.Options{Seed: uint64(100 + i), Now: e.clk.Now, AccountID: fmt.Sprintf("%012d", 100000000000+i)})
 	}
-	cl := fleet.NewClients(fleet.Options{Logger: log, MaxAttempts: 6, MaxBackoff: 200 * time.Millisecond, HTTPTimeout: 60 * time.Second})
-	cl.New = func(ctx context.Context, reg, profile string) (fleet.EC2API, error) {
-		e.mu.Lock()
-		down := e.unreachable[profile]
-		e.mu.Unlock()
-		url := e.url
-		if profile != "" {
-			a, ok := e.accounts[profile]
-			if !ok || down {
-				return nil, fmt.Errorf("failed to get shared config profile, %s", profile)
-			}
-			url = a.url
-		}
-		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(reg))
-		if err != nil {
-			return nil, err
-		}
-		return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(url) }), nil
-	}
-	e.deps.EC2 = cl
+	e.accts = &simenv.Accounts{Main: e.main, ByProfile: e.accounts}
+	e.deps.EC2 = e.accts.Clients(fleet.Options{Logger: log, MaxAttempts: 6, MaxBackoff: 200 * time.Millisecond, HTTPTimeout: 60 * time.Second})
 }
 
 // setUnreachable makes a profile's client fail (a profile missing from ~/.aws/config) or work.
-func (e *env) setUnreachable(profile string, down bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.unreachable[profile] = down
-}
+func (e *env) setUnreachable(profile string, down bool) { e.accts.SetUnreachable(profile, down) }
 
 // launchRaw launches n instances with tags in an account (nil: the main one), as something
 // other than resume would.
 func (e *env) launchRaw(a *account, n int, tags map[string]string) []string {
 	e.t.Helper()
-	url := e.url
-	if a != nil {
-		url = a.url
+	if a == nil {
+		a = e.main
 	}
-	var ts []types.Tag
-	for k, v := range tags {
-		ts = append(ts, fleet.T(k, v))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(region))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out, err := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(url) }).RunInstances(context.Background(), &ec2.RunInstancesInput{
-		MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n)),
-		LaunchTemplate:    &types.LaunchTemplateSpecification{LaunchTemplateName: aws.String("template-name")},
-		SubnetId:          aws.String("subnet-11111111"),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: ts}},
-	})
-	if err != nil {
-		e.t.Fatalf("RunInstances: %v", err)
-	}
-	var ids []string
-	for _, in := range out.Instances {
-		ids = append(ids, aws.ToString(in.InstanceId))
-	}
-	return ids
+	return a.Launch(e.t, region, "subnet-11111111", n, tags)
 }
 
 func live(in ec2sim.InstanceInfo) bool { return in.State == "pending" || in.State == "running" }

@@ -38,7 +38,7 @@ func TestSiteTwoAccountsOneRegion(t *testing.T) {
 	acct2 := e.accounts["acct2"]
 	orphans := map[*ec2sim.Sim]string{
 		e.sim:     e.launchRaw(nil, 1, map[string]string{fleet.TagCluster: cluster, fleet.TagNodeGroup: "aws-ondemand"})[0],
-		acct2.sim: e.launchRaw(acct2, 1, map[string]string{fleet.TagCluster: cluster, fleet.TagNodeGroup: "aws-spot"})[0],
+		acct2.Sim: e.launchRaw(acct2, 1, map[string]string{fleet.TagCluster: cluster, fleet.TagNodeGroup: "aws-spot"})[0],
 	}
 	e.note("one orphan in each account")
 	workload(e)
@@ -48,7 +48,7 @@ func TestSiteTwoAccountsOneRegion(t *testing.T) {
 			v = append(v, "orphan "+id+" still "+st)
 		}
 	}
-	if len(acct2.sim.Instances(region)) < 2 {
+	if len(acct2.Sim.Instances(region)) < 2 {
 		v = append(v, "no spot instance was launched in the second account: the case tested nothing")
 	}
 	e.finish(v)
