@@ -1,11 +1,8 @@
 package ec2sim
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -21,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
 )
 
 // clock is an injected clock tests move by hand.
@@ -45,7 +44,7 @@ type env struct {
 	sim   *Sim
 	clock *clock
 	url   string
-	http  *http.Client // for every SDK client of the test; see ownBodyTransport
+	http  aws.HTTPClient // for every SDK client of the test
 }
 
 func newEnv(t *testing.T, opts Options) *env {
@@ -60,7 +59,9 @@ func newEnv(t *testing.T, opts Options) *env {
 	t.Cleanup(srv.Close)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
-	return &env{sim: s, clock: c, url: srv.URL, http: &http.Client{Transport: ownBodyTransport{next: tr}}}
+	// fleet.OwnBody: without it, large answers fail now and then with "use of closed network
+	// connection" (an SDK race, not ec2sim's; see its doc), and these clients do not retry.
+	return &env{sim: s, clock: c, url: srv.URL, http: fleet.OwnBody(&http.Client{Transport: tr})}
 }
 
 // client is an SDK client that sees every answer as ec2sim sent it: no retries.
@@ -76,38 +77,6 @@ func (e *env) clientAs(region, akid, secret string, retryer aws.Retryer) *ec2.Cl
 		Retryer:      retryer,
 		HTTPClient:   e.http,
 	})
-}
-
-// ownBodyTransport hands the transport its own copy of each request body.
-//
-// Without it, a test whose answer is large fails now and then with "deserialization failed,
-// failed to decode response body, read tcp ...: use of closed network connection" on a 200
-// answer (DescribeInstanceTypes of the whole catalog: 1 run in 4 to 8). The race is the SDK's,
-// not ec2sim's: once http.Client.Do returns, smithy-go closes the request body it gave net/http
-// (smithy-go transport/http/client.go, "Call Close on SafeReadCloser after client.Do",
-// aws/smithy-go#226), and its closed body's WriteTo then returns io.EOF. net/http's writeLoop,
-// after sending Content-Length bytes, reads the body once more to check nothing is left over;
-// ec2sim on loopback answers within microseconds, so Do can return, and the SDK close the body,
-// before that check runs. The check then fails with io.EOF, and the transport closes the
-// connection under the SDK, which is still reading the answer. Against EC2 a round trip takes
-// far longer than that window, and the SDK's standard retryer retries the error anyway
-// (aws/aws-sdk-go-v2#2737, #2949); these tests run without retries, so they remove the race:
-// the SDK may close its body whenever it likes, the transport reads this copy.
-type ownBodyTransport struct{ next http.RoundTripper }
-
-func (t ownBodyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return t.next.RoundTrip(r)
-	}
-	b, err := io.ReadAll(r.Body)
-	_ = r.Body.Close() // a RoundTripper closes the body it is given
-	if err != nil {
-		return nil, fmt.Errorf("reading the SDK's request body: %w", err)
-	}
-	own := r.Clone(r.Context())
-	own.Body = io.NopCloser(bytes.NewReader(b))
-	own.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	return t.next.RoundTrip(own)
 }
 
 func apiCode(t *testing.T, err error) string {

@@ -128,6 +128,8 @@ func (c *Clients) newSDK(ctx context.Context, region, profile string) (EC2API, e
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration for region %s (profile %q): %w", region, profile, err)
 	}
+	// After loading: the loaders configure the buildable client (AWS_CA_BUNDLE, proxies) first.
+	cfg.HTTPClient = OwnBody(cfg.HTTPClient)
 	return ec2.NewFromConfig(cfg), nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/ec2sim"
@@ -133,5 +134,22 @@ func TestLaunchRefusesOutOfRangeCounts(t *testing.T) {
 		if _, err := fleet.Launch(context.Background(), nil, spec(n)); err == nil {
 			t.Errorf("count %d accepted", n)
 		}
+	}
+}
+
+// TestLargeAnswersCostOneRequest: every call reaches ec2sim once. Without OwnBody, an SDK race
+// closes the connection under a large answer now and then, and the retryer sends the request
+// again (see OwnBody): 200 whole-catalog DescribeInstanceTypes counted 201 requests in 3 runs of 3.
+func TestLargeAnswersCostOneRequest(t *testing.T) {
+	sim := ec2sim.New(ec2sim.Options{Seed: 7})
+	api := client(t, sim)
+	const calls = 200
+	for i := range calls {
+		if _, err := api.DescribeInstanceTypes(context.Background(), &ec2.DescribeInstanceTypesInput{}); err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+	}
+	if got := sim.Counters()["DescribeInstanceTypes"].Total; got != calls {
+		t.Errorf("ec2sim counted %d DescribeInstanceTypes requests for %d calls", got, calls)
 	}
 }
