@@ -27,6 +27,7 @@ type EC2API interface {
 	DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
 	DescribeLaunchTemplates(ctx context.Context, in *ec2.DescribeLaunchTemplatesInput, opts ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
 	DescribeSpotInstanceRequests(ctx context.Context, in *ec2.DescribeSpotInstanceRequestsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSpotInstanceRequestsOutput, error)
+	DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error)
 }
 
 var _ EC2API = (*ec2.Client)(nil)
@@ -201,5 +202,16 @@ func (l *logged) DescribeSpotInstanceRequests(ctx context.Context, in *ec2.Descr
 		n = len(out.SpotInstanceRequests)
 	}
 	l.done(ctx, "DescribeSpotInstanceRequests", start, err, "requests", n)
+	return out, err
+}
+
+func (l *logged) DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error) {
+	start := time.Now()
+	out, err := l.api.DescribeInstanceStatus(ctx, in, opts...)
+	n := 0
+	if out != nil {
+		n = len(out.InstanceStatuses)
+	}
+	l.done(ctx, "DescribeInstanceStatus", start, err, "instances", n)
 	return out, err
 }
