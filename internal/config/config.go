@@ -24,6 +24,10 @@ const (
 	DefaultCoolDownSeconds       = 300
 	DefaultOrphanGraceSeconds    = 300
 	DefaultCommandTimeoutSeconds = 60
+	// DefaultHealthCheckGraceSeconds is how long an instance's status checks may fail before
+	// reconcile replaces its node: three of EC2's checks, which run every minute (EC2 User Guide,
+	// "Status checks for Amazon EC2 instances"), so one failed check that clears itself is ignored.
+	DefaultHealthCheckGraceSeconds = 180
 )
 
 // KV is one key=value of a Slurm setting, kept in file order.
@@ -43,6 +47,7 @@ type Config struct {
 	ClusterName                                                string
 	CoolDownSeconds, OrphanGraceSeconds, CommandTimeoutSeconds int
 	MetricsFile                                                string
+	HealthCheckGraceSeconds                                    int // 0: act on a failed status check at once
 
 	Partitions []Partition
 

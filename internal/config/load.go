@@ -21,7 +21,8 @@ var (
 	logLevels = []string{"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}
 
 	configKeys = []string{"LogLevel", "LogFileName", "SlurmBinPath", "SlurmConf",
-		"ClusterName", "CoolDownSeconds", "OrphanGraceSeconds", "CommandTimeoutSeconds", "MetricsFile", "NodeGroupOptions"}
+		"ClusterName", "CoolDownSeconds", "OrphanGraceSeconds", "CommandTimeoutSeconds", "MetricsFile", "NodeGroupOptions",
+		"HealthCheckGraceSeconds"}
 	nodeGroupOptionKeys = []string{"AllOrNothing"}
 	partitionsKeys      = []string{"Partitions"}
 	partitionKeys       = []string{"PartitionName", "NodeGroups", "PartitionOptions"}
@@ -83,6 +84,7 @@ func load(configFile string, cdata []byte, cerr error, partitionsFile string, pd
 		OrphanGraceSeconds:    DefaultOrphanGraceSeconds,
 		CommandTimeoutSeconds: DefaultCommandTimeoutSeconds,
 	}
+	cfg.HealthCheckGraceSeconds = DefaultHealthCheckGraceSeconds
 	cfg.LogFileName = filepath.Join(cfg.Dir, DefaultLogFile)
 
 	cc := &checker{file: configFile}
@@ -168,6 +170,9 @@ func decodeConfig(c *checker, root *node, cfg *Config) map[string]*node {
 	}
 	if v, ok := c.integer(m, "", "OrphanGraceSeconds", 0, 7*86400, false); ok {
 		cfg.OrphanGraceSeconds = v
+	}
+	if v, ok := c.integer(m, "", "HealthCheckGraceSeconds", 0, 86400, false); ok {
+		cfg.HealthCheckGraceSeconds = v
 	}
 	if v, ok := c.integer(m, "", "CommandTimeoutSeconds", 1, 3600, false); ok {
 		cfg.CommandTimeoutSeconds = v
