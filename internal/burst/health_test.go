@@ -37,7 +37,11 @@ func TestReconcileActsOnInstanceHealth(t *testing.T) {
 	for _, n := range []string{"aws-ondemand-0", "aws-ondemand-2", "aws-ondemand-5"} {
 		e.fake.Set(n, allocated)
 	}
-	e.fake.Set("aws-ondemand-4", func(n *slurm.Node) { allocated(n); n.Flags = append(n.Flags, "DRAIN"); n.Reason = "admin: testing the disks" })
+	e.fake.Set("aws-ondemand-4", func(n *slurm.Node) {
+		allocated(n)
+		n.Flags = append(n.Flags, "DRAIN")
+		n.Reason = "admin: testing the disks"
+	})
 
 	retire := t0.Add(72 * time.Hour)
 	if _, err := e.sim.ScheduleEvent([]string{inst["aws-ondemand-0"], inst["aws-ondemand-1"], inst["aws-ondemand-4"]},
