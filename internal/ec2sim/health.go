@@ -127,9 +127,19 @@ type xStatusDetail struct {
 	ImpairedSince string `xml:"impairedSince,omitempty"`
 }
 
+// xDetails and xEvents are pointers in their parents: encoding/xml writes an empty parent element
+// for a "parent>item,omitempty" path, where EC2 leaves the element out.
+type xDetails struct {
+	Items []xStatusDetail `xml:"item"`
+}
+
 type xStatusSummary struct {
-	Status  string          `xml:"status"`
-	Details []xStatusDetail `xml:"details>item,omitempty"`
+	Status  string    `xml:"status"`
+	Details *xDetails `xml:"details,omitempty"`
+}
+
+type xEvents struct {
+	Items []xStatusEvent `xml:"item"`
 }
 
 type xStatusEvent struct {
@@ -145,7 +155,7 @@ type xInstanceStatus struct {
 	InstanceID         string         `xml:"instanceId"`
 	AvailabilityZone   string         `xml:"availabilityZone"`
 	AvailabilityZoneID string         `xml:"availabilityZoneId,omitempty"`
-	Events             []xStatusEvent `xml:"eventsSet>item,omitempty"`
+	Events             *xEvents       `xml:"eventsSet,omitempty"`
 	State              xState         `xml:"instanceState"`
 	SystemStatus       xStatusSummary `xml:"systemStatus"`
 	InstanceStatus     xStatusSummary `xml:"instanceStatus"`
@@ -166,7 +176,7 @@ func xmlSummary(c check, running bool) xStatusSummary {
 	if st == StatusImpaired {
 		d.ImpairedSince = fmtTime(c.since)
 	}
-	return xStatusSummary{Status: st, Details: []xStatusDetail{d}}
+	return xStatusSummary{Status: st, Details: &xDetails{Items: []xStatusDetail{d}}}
 }
 
 func optTime(t time.Time) string {
@@ -244,7 +254,10 @@ func (s *Sim) xmlStatus(in *instance, st string, now time.Time, r *regionState) 
 		State: xState{stateCodes[st], st}, SystemStatus: xmlSummary(in.sysCheck, running),
 		InstanceStatus: xmlSummary(in.instCheck, running)}
 	for _, e := range in.events {
-		x.Events = append(x.Events, xStatusEvent{InstanceEventID: e.id, Code: e.code, Description: e.describe(now),
+		if x.Events == nil {
+			x.Events = &xEvents{}
+		}
+		x.Events.Items = append(x.Events.Items, xStatusEvent{InstanceEventID: e.id, Code: e.code, Description: e.describe(now),
 			NotBefore: fmtTime(e.notBefore), NotAfter: optTime(e.notAfter), NotBeforeDeadline: optTime(e.deadline)})
 	}
 	return x
@@ -254,13 +267,16 @@ func (s *Sim) xmlStatus(in *instance, st string, now time.Time, r *regionState) 
 // values OR-ed, and an event filter matches when any of the instance's events does.
 func statusMatch(fs []filter, x *xInstanceStatus, r *regionState) bool {
 	detail := func(sum xStatusSummary) string {
-		if len(sum.Details) == 0 {
+		if sum.Details == nil || len(sum.Details.Items) == 0 {
 			return ""
 		}
-		return sum.Details[0].Status
+		return sum.Details.Items[0].Status
 	}
 	anyEvent := func(f filter, field func(xStatusEvent) string) bool {
-		for _, e := range x.Events {
+		if x.Events == nil {
+			return false
+		}
+		for _, e := range x.Events.Items {
 			if f.any(field(e)) {
 				return true
 			}
