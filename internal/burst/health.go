@@ -91,8 +91,23 @@ func PlanHealth(v *inventory.View, health map[string]fleet.Health, grace time.Du
 			taken[a.Node] = true
 		}
 	}
+	// Only the nodes of instances with a problem: a few, whatever the size of the cluster; in
+	// name order, so that the plan is the same for the same view (reconcile re-plans under the
+	// locks and keeps what both plans agree on).
+	var names []string
+	for id := range health {
+		if node := v.NodeOf(id); node != "" {
+			names = append(names, node)
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
 	var plan []Action
-	for _, n := range v.Nodes() {
+	for _, name := range names {
+		n := v.Node(name)
+		if _, _, ours := v.Config().LookupNode(name); n == nil || !ours {
+			continue
+		}
 		if v.Unknown(n.Name) || taken[n.Name] || n.IsDown() || !inventory.PoweredUp(n) || n.PoweringUp() {
 			continue
 		}

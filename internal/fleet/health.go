@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -71,29 +73,37 @@ var healthQueries = [][]types.Filter{
 // DescribeHealth returns the health of the instances of a region that have a scheduled event or a
 // failed status check, keyed by instance id, keeping only those ours says are ours (nil keeps
 // all). It makes one paginated DescribeInstanceStatus query (IncludeAllInstances, MaxResults
-// 1000) per kind of problem, three in all.
+// 1000) per kind of problem, three in all, at the same time.
 func DescribeHealth(ctx context.Context, api EC2API, region string, ours func(id string) bool) (map[string]Health, error) {
-	out := map[string]Health{}
-	for _, fs := range healthQueries {
-		in := &ec2.DescribeInstanceStatusInput{IncludeAllInstances: aws.Bool(true), MaxResults: aws.Int32(MaxIDsPerCall), Filters: fs}
-		p := ec2.NewDescribeInstanceStatusPaginator(api, in)
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("reading instance health (DescribeInstanceStatus) in %s: %w", region, err)
+	found := make([][]types.InstanceStatus, len(healthQueries))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, fs := range healthQueries {
+		g.Go(func() error {
+			in := &ec2.DescribeInstanceStatusInput{IncludeAllInstances: aws.Bool(true), MaxResults: aws.Int32(MaxIDsPerCall), Filters: fs}
+			p := ec2.NewDescribeInstanceStatusPaginator(api, in)
+			for p.HasMorePages() {
+				page, err := p.NextPage(gctx)
+				if err != nil {
+					return fmt.Errorf("reading instance health (DescribeInstanceStatus) in %s: %w", region, err)
+				}
+				found[i] = append(found[i], page.InstanceStatuses...)
 			}
-			for _, st := range page.InstanceStatuses {
-				id := aws.ToString(st.InstanceId)
-				if id == "" || (ours != nil && !ours(id)) {
-					continue
-				}
-				if _, seen := out[id]; seen {
-					continue
-				}
-				// An event query also finds instances whose only events are over.
-				if h := healthOf(st); h.Impaired() || len(h.Events) > 0 {
-					out[id] = h
-				}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := map[string]Health{}
+	for _, list := range found {
+		for _, st := range list {
+			id := aws.ToString(st.InstanceId)
+			if _, seen := out[id]; seen || id == "" || (ours != nil && !ours(id)) {
+				continue
+			}
+			// An event query also finds instances whose only events are over.
+			if h := healthOf(st); h.Impaired() || len(h.Events) > 0 {
+				out[id] = h
 			}
 		}
 	}
