@@ -106,7 +106,8 @@ func TestScenario7Health(t *testing.T) {
 	wantReason := "slurm-ec2: instance-retirement scheduled for " + notBefore.Format(time.RFC3339)
 	drainedAt := waitFor(t, ctx, 30*time.Second, jA.NodeList+" drained for the retirement", func() (bool, string) {
 		n := nodeOf(t, ctx, c, jA.NodeList)
-		return n.Has("DRAIN") && n.Reason == wantReason, n.State + " " + n.Reason
+		// scontrol prints the reason with " [user@time]" after it.
+		return n.Has("DRAIN") && strings.HasPrefix(n.Reason, wantReason), n.State + " " + n.Reason
 	})
 	sickGoneAt := waitFor(t, ctx, 30*time.Second, "the impaired instance terminated", func() (bool, string) {
 		ins, err := c.Instances(ctx)
