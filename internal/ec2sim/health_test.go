@@ -238,3 +238,35 @@ func TestHealthAdminHTTP(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseWhen: the admin API's time parser never panics, and what it accepts is an offset from
+// now or an RFC 3339 time that formats back to the same instant.
+func FuzzParseWhen(f *testing.F) {
+	for _, s := range []string{"+72h", "-30m", "2026-12-04T10:00:00Z", "2026-12-04T10:00:00+02:00", "", "+", "tomorrow", "+1h30m15s", "-9223372036854775808ns"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseWhen(s, now)
+		switch {
+		case err != nil:
+			if !got.IsZero() {
+				t.Fatalf("%q: error %v with a time %v", s, err, got)
+			}
+		case s == "":
+			if !got.IsZero() {
+				t.Fatalf("empty gave %v", got)
+			}
+		case s[0] == '+' || s[0] == '-':
+			d, perr := time.ParseDuration(s)
+			if perr != nil || !got.Equal(now.Add(d)) {
+				t.Fatalf("%q: got %v, want now%+v", s, got, d)
+			}
+		default:
+			back, perr := time.Parse(time.RFC3339, got.Format(time.RFC3339Nano))
+			if perr != nil || !back.Equal(got) {
+				t.Fatalf("%q: %v does not round-trip (%v)", s, got, perr)
+			}
+		}
+	})
+}
