@@ -182,3 +182,41 @@ func TestStatusShowsHealth(t *testing.T) {
 		t.Errorf("totals %v", st.Totals)
 	}
 }
+
+// TestReconcileWithoutHealth: when DescribeInstanceStatus keeps failing (EC2 unavailable, or an
+// IAM policy from before this feature), reconcile still does everything else, counts the error and
+// acts on no health problem.
+func TestReconcileWithoutHealth(t *testing.T) {
+	e := newTestEnv(t, "")
+	ctx := context.Background()
+	if _, err := Resume(ctx, e.deps, "aws-ondemand-[0-1]", ResumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.Set("aws-ondemand-0", up)
+	e.fake.Set("aws-ondemand-1", up)
+	live := e.live()
+	if err := e.sim.SetStatus([]string{live["aws-ondemand-0"][0].InstanceID}, "impaired", "impaired"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.InjectFault(ec2sim.Fault{Action: "DescribeInstanceStatus", Rate: 1, Code: "Unavailable"}); err != nil {
+		t.Fatal(err)
+	}
+	// aws-ondemand-1's instance vanishes: the instance-gone rule must still act.
+	if err := e.sim.TerminateAsUser([]string{live["aws-ondemand-1"][0].InstanceID}); err != nil {
+		t.Fatal(err)
+	}
+	e.now = time.Now().Add(time.Hour)
+	sum, err := Reconcile(ctx, e.deps, reconcileOpts())
+	if err != nil {
+		t.Fatalf("reconcile failed on an optional read: %v", err)
+	}
+	if sum.EC2Errors["Unavailable"] == 0 {
+		t.Errorf("EC2 errors %v, want Unavailable counted", sum.EC2Errors)
+	}
+	if sum.Actions["down/instance-gone"] != 1 || sum.Actions["down/status-impaired"] != 0 {
+		t.Errorf("actions %v, want the instance-gone rule only", sum.Actions)
+	}
+	if n := e.fake.Node("aws-ondemand-0"); n.IsDown() || n.PoweredDown() {
+		t.Errorf("aws-ondemand-0 acted on without its health: %s+%v", n.State, n.Flags)
+	}
+}
