@@ -157,7 +157,7 @@ func TestScenario7Health(t *testing.T) {
 		}
 	}
 	tm.Terminated = waitAllDown(t, ctx, c, 90*time.Second)
-	tm.Note = fmt.Sprintf("drained %s %.1fs after the event; impaired %s gone %.1fs after; A done +%.1fs, B (requeued) done +%.1fs; retiring instance gone +%.1fs",
+	tm.Note = fmt.Sprintf("drained %s %.1fs after the event; impaired %s gone %.1fs after; A done +%.1fs, B (requeued) done +%.1fs; retiring instance gone by +%.1fs (checked after B)",
 		jA.NodeList, drainedAt.Sub(marked).Seconds(), sick.InstanceID, sickGoneAt.Sub(marked).Seconds(),
 		doneA.Sub(marked).Seconds(), doneB.Sub(marked).Seconds(), replacedAt.Sub(marked).Seconds())
 	t.Log(tm.Note)
