@@ -178,14 +178,22 @@ func healthProblem(h fleet.Health, launched, now time.Time, grace time.Duration)
 	return out
 }
 
-// readHealth reads the health of the view's live instances: one DescribeHealth per (region,
-// profile) that has any, in parallel, each with the small retry budget of optional calls. A
+// readHealth reads the health of the view's live instances: one DescribeHealth per configured
+// (region, profile) that has any, in parallel, each with the small retry budget of optional calls. A
 // (region, profile) whose health cannot be read is in the error map: its instances are judged on
 // the other rules only.
 func (d *Deps) readHealth(ctx context.Context, v *inventory.View) (map[string]fleet.Health, map[inventory.Key]error) {
+	// Only the (region, profile)s of configured node groups: elsewhere (the --all-regions sweep)
+	// every instance of ours is an orphan anyway, and the IAM policy allows only DescribeInstances.
+	configured := map[inventory.Key]bool{}
+	for _, k := range inventory.Keys(d.Config.NodeGroups()) {
+		configured[k] = true
+	}
 	byKey := map[inventory.Key]bool{}
 	for _, in := range v.Live() {
-		byKey[in.Key] = true
+		if configured[in.Key] {
+			byKey[in.Key] = true
+		}
 	}
 	out := map[string]fleet.Health{}
 	failed := map[inventory.Key]error{}

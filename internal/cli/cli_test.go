@@ -46,6 +46,8 @@ func TestDispatch(t *testing.T) {
 		"resume.py symlink, two hostlists": {argv: []string{"/opt/aws/resume.py", "a-b-1", "a-b-2"}, code: ExitUsage, stderr: "HOSTLIST"},
 		"suspend bad flag":                 {argv: []string{"slurm-ec2", "suspend", "--nope", "x"}, code: ExitUsage, stderr: "flag provided but not defined"},
 		"reconcile extra arg":              {argv: []string{"change_state.py", "x"}, code: ExitUsage, stderr: "usage: slurm-ec2 reconcile"},
+		"reconcile --all-regions, extra":   {argv: []string{"slurm-ec2", "reconcile", "--all-regions", "x"}, code: ExitUsage, stderr: "[--all-regions]"},
+		"status --all-regions, extra":      {argv: []string{"slurm-ec2", "status", "--all-regions", "x"}, code: ExitUsage, stderr: "[--all-regions]"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

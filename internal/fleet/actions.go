@@ -14,6 +14,7 @@ var HeadNodeActions = []string{
 	"DescribeSubnets",
 	"DescribeSpotInstanceRequests", // reconcile: spot interruption notices
 	"DescribeInstanceStatus",       // reconcile and status: scheduled events and failed status checks
+	"DescribeRegions",              // reconcile/status --all-regions: the regions to sweep
 }
 
 // ComputeNodeActions are the EC2 API actions `slurm-ec2 nodename` may call on a compute node when
