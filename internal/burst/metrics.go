@@ -58,6 +58,10 @@ func WriteMetrics(path string, s *ReconcileSummary, now time.Time) error {
 		lc, st, _ := strings.Cut(k, "/")
 		fmt.Fprintf(&b, "slurm_ec2_instances{lifecycle=%q,state=%q} %d\n", lc, st, s.InstanceCounts[k])
 	}
+	gauge("slurm_ec2_instance_health", "Live instances of this cluster with a pending scheduled event or a failed status check, at the last reconcile.")
+	for _, k := range []string{"scheduled_event", "impaired"} {
+		fmt.Fprintf(&b, "slurm_ec2_instance_health{problem=%q} %d\n", k, s.Health[k])
+	}
 	gauge("slurm_ec2_reconcile_actions", "Actions taken by the last reconcile, by kind and rule.")
 	for _, k := range sorted(s.Actions) {
 		kind, rule, _ := strings.Cut(k, "/")

@@ -101,6 +101,8 @@ type ReconcileSummary struct {
 	// For metrics: nodes by Slurm state, instances by "lifecycle/state".
 	NodeStates     map[string]int
 	InstanceCounts map[string]int
+	// Health counts our live instances by problem: "scheduled_event", "impaired".
+	Health map[string]int
 }
 
 // resumeTimeoutReason is the reason Slurm (21.08+) sets on a node that did not register within
@@ -154,6 +156,7 @@ func Reconcile(ctx context.Context, d *Deps, opts ReconcileOptions) (*ReconcileS
 	}
 	sum.Nodes, sum.Instances = len(v.Nodes()), len(v.Instances())
 	sum.observe(v)
+	d = d.withHealth(ctx, v, sum)
 	plan := PlanActions(d, v, d.now())
 	if opts.DryRun {
 		sum.setPlan(plan)
@@ -477,6 +480,9 @@ func downRule(n *slurm.Node, p ParsedReason, now time.Time, cool time.Duration) 
 	case p.IsCapacity():
 		return RuleCoolDownEnd, n.ReasonTime.IsZero() || !n.ReasonTime.Add(cool).After(now)
 	case p.Ours:
+		if rule, ok := healthRule(p); ok {
+			return rule, true // replaced for its instance's health: back to service
+		}
 		return RuleFailedResume, true
 	}
 	return "", false
@@ -503,7 +509,7 @@ func (d *Deps) act(ctx context.Context, v *inventory.View, plan []Action, sum *R
 	tags := map[inventory.Key][]fleet.TagSet{}
 	down := map[string][]string{}  // reason -> nodes
 	drain := map[string][]string{} // reason -> nodes
-	var powerDown, ret []string
+	var powerDown, powerDownIdle, ret []string
 	var addrs []slurm.Address
 	for _, a := range plan {
 		k := inventory.Key{Region: a.Region, Profile: a.Profile}
@@ -520,6 +526,8 @@ func (d *Deps) act(ctx context.Context, v *inventory.View, plan []Action, sum *R
 			down[a.Reason] = append(down[a.Reason], a.Node)
 		case ActPowerDown:
 			powerDown = append(powerDown, a.Node)
+		case ActPowerDownIdle:
+			powerDownIdle = append(powerDownIdle, a.Node)
 		case ActReturn:
 			ret = append(ret, a.Node)
 		case ActDrain:
@@ -568,7 +576,12 @@ func (d *Deps) act(ctx context.Context, v *inventory.View, plan []Action, sum *R
 		}
 		return r
 	})
-	drain = mergeReasons(drain, func(string) string { return reasonPrefix + "spot interruption notice" })
+	drain = mergeReasons(drain, func(r string) string {
+		if strings.HasPrefix(r, reasonPrefix+"spot interruption notice") {
+			return reasonPrefix + "spot interruption notice"
+		}
+		return r // scheduled events: nodes with one event date already share a reason
+	})
 	update := func(nodes []string, st slurm.State, reason string) {
 		if len(nodes) == 0 {
 			return
@@ -606,6 +619,7 @@ func (d *Deps) act(ctx context.Context, v *inventory.View, plan []Action, sum *R
 		update(drain[r], slurm.StateDrain, r)
 	}
 	update(powerDown, slurm.StatePowerDownForce, "")
+	update(powerDownIdle, slurm.StatePowerDown, "")
 	update(ret, slurm.StateResume, "")
 	return errs
 }

@@ -65,6 +65,23 @@ func GetStatus(ctx context.Context, d *Deps, allRegions bool) (*Status, error) {
 		st.Unreachable[k.String()] = firstLine(kerr.Error())
 	}
 	st.Totals["nodes"] = len(v.Nodes())
+	health, hfailed := d.readHealth(ctx, v)
+	for k, herr := range hfailed {
+		d.log().Warn("could not read instance health", "region", k.Region, "profile", k.Profile, "err", herr)
+	}
+	grace := time.Duration(d.Config.HealthCheckGraceSeconds) * time.Second
+	withHealth := func(problem string, in inventory.Listed) string {
+		h, ok := health[in.ID]
+		if !ok {
+			return problem
+		}
+		hp := healthProblem(h, in.LaunchTime, now.Add(v.Skew(in.Key)), grace)
+		st.Totals["health_problems"]++
+		if problem == "" {
+			return hp
+		}
+		return problem + "; " + hp
+	}
 	shown := map[string]bool{}
 	for _, n := range v.Nodes() {
 		insts := v.Of(n.Name)
@@ -82,7 +99,7 @@ func GetStatus(ctx context.Context, d *Deps, allRegions bool) (*Status, error) {
 			if v.Unconfigured(in.Instance) {
 				p = problemNotConfigured
 			}
-			st.Rows = append(st.Rows, row(n.Name, stateString(n), n.Reason, in.Instance, p))
+			st.Rows = append(st.Rows, row(n.Name, stateString(n), n.Reason, in.Instance, withHealth(p, in)))
 		}
 	}
 	unclaimed := map[string]bool{}

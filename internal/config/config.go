@@ -27,6 +27,10 @@ const (
 	// DefaultLockDir holds the per-node-group lock files. /run/lock is where FHS 3.0 puts lock
 	// files; slurm-ec2 creates this directory (0700, owned by the user running it) on first use.
 	DefaultLockDir = "/run/lock/slurm-ec2"
+	// DefaultHealthCheckGraceSeconds is how long an instance's status checks may fail before
+	// reconcile replaces its node: three of EC2's checks, which run every minute (EC2 User Guide,
+	// "Status checks for Amazon EC2 instances"), so one failed check that clears itself is ignored.
+	DefaultHealthCheckGraceSeconds = 180
 )
 
 // KV is one key=value of a Slurm setting, kept in file order.
@@ -47,6 +51,7 @@ type Config struct {
 	CoolDownSeconds, OrphanGraceSeconds, CommandTimeoutSeconds int
 	MetricsFile                                                string
 	LockDir                                                    string // absolute; DefaultLockDir when omitted
+	HealthCheckGraceSeconds                                    int    // 0: act on a failed status check at once
 
 	Partitions []Partition
 

@@ -118,6 +118,7 @@ func TestLoadConfigDefaultsAndValues(t *testing.T) {
 		SlurmConf: []KV{{"ResumeProgram", "/opt/slurm-ec2/resume"}, {"SuspendProgram", "/opt/slurm-ec2/suspend"},
 			{"ResumeRate", "100"}, {"TreeWidth", "60000"}, {"PrivateData", "CLOUD"}, {"Flag", "true"}},
 		CoolDownSeconds: 300, OrphanGraceSeconds: 300, CommandTimeoutSeconds: 60, LockDir: DefaultLockDir,
+		HealthCheckGraceSeconds: 180,
 	}
 	opt := cmpopts.IgnoreFields(Config{}, "Partitions", "byName")
 	if diff := cmp.Diff(want, cfg, opt, cmpopts.IgnoreUnexported(Config{})); diff != "" {
@@ -378,4 +379,36 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHealthCheckGraceSeconds: 0 is allowed (act at once), out-of-range and non-integer values are
+// errors naming the key.
+func TestHealthCheckGraceSeconds(t *testing.T) {
+	base := `"SlurmConf": {"ResumeProgram": "/a/resume", "SuspendProgram": "/a/suspend"}`
+	for name, tc := range map[string]struct {
+		value string
+		want  int
+		err   string
+	}{
+		"zero":     {"0", 0, ""},
+		"ten min":  {"600", 600, ""},
+		"negative": {"-1", 0, "config.json: HealthCheckGraceSeconds: -1 is out of range"},
+		"string":   {`"180"`, 0, "config.json: HealthCheckGraceSeconds: must be"},
+		"fraction": {"1.5", 0, "config.json: HealthCheckGraceSeconds:"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := writeDir(t, `{`+base+`, "HealthCheckGraceSeconds": `+tc.value+`}`, readTestdata(t, "partitions-example1.json"))
+			cfg, err := Load(dir)
+			switch {
+			case tc.err != "":
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case cfg.HealthCheckGraceSeconds != tc.want:
+				t.Fatalf("HealthCheckGraceSeconds = %d, want %d", cfg.HealthCheckGraceSeconds, tc.want)
+			}
+		})
+	}
 }

@@ -24,7 +24,7 @@ var (
 
 	configKeys = []string{"LogLevel", "LogFileName", "SlurmBinPath", "SlurmConf",
 		"ClusterName", "CoolDownSeconds", "OrphanGraceSeconds", "CommandTimeoutSeconds", "MetricsFile", "NodeGroupOptions",
-		"LockDir"}
+		"LockDir", "HealthCheckGraceSeconds"}
 	nodeGroupOptionKeys = []string{"AllOrNothing"}
 	partitionsKeys      = []string{"Partitions"}
 	partitionKeys       = []string{"PartitionName", "NodeGroups", "PartitionOptions"}
@@ -73,6 +73,7 @@ func load(configFile string, cdata []byte, cerr error, partitionsFile string, pd
 		CommandTimeoutSeconds: DefaultCommandTimeoutSeconds,
 		LockDir:               DefaultLockDir,
 	}
+	cfg.HealthCheckGraceSeconds = DefaultHealthCheckGraceSeconds
 	cfg.LogFileName = filepath.Join(cfg.Dir, DefaultLogFile)
 
 	cc := &checker{file: configFile}
@@ -161,6 +162,9 @@ func decodeConfig(c *checker, root *node, cfg *Config) map[string]*node {
 	}
 	if v, ok := c.integer(m, "", "OrphanGraceSeconds", 0, 7*86400, false); ok {
 		cfg.OrphanGraceSeconds = v
+	}
+	if v, ok := c.integer(m, "", "HealthCheckGraceSeconds", 0, 86400, false); ok {
+		cfg.HealthCheckGraceSeconds = v
 	}
 	if v, ok := c.integer(m, "", "CommandTimeoutSeconds", 1, 3600, false); ok {
 		cfg.CommandTimeoutSeconds = v

@@ -279,6 +279,20 @@ func (s *Sim) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(nil, s.TerminateAsUser(b.InstanceIds))
+	case "POST /ec2sim/events":
+		var b eventsJSON
+		if err := decode(&b); err != nil {
+			reply(nil, err)
+			return
+		}
+		reply(s.adminEvents(b))
+	case "POST /ec2sim/status":
+		var b statusJSON
+		if err := decode(&b); err != nil {
+			reply(nil, err)
+			return
+		}
+		reply(nil, s.SetStatus(b.InstanceIds, b.InstanceStatus, b.SystemStatus))
 	case "POST /ec2sim/reset":
 		s.Reset()
 		reply(nil, nil)

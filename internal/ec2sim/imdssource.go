@@ -38,6 +38,16 @@ func (s *Sim) metadata(info InstanceInfo) imds.Metadata {
 			md.Tags[k] = v
 		}
 	}
+	for _, e := range info.Events {
+		ev := imds.ScheduledEvent{Code: e.Code, Description: e.Description, EventID: e.InstanceEventID, State: "active", NotBefore: e.NotBefore}
+		if e.Completed {
+			ev.State = "completed"
+		}
+		if e.NotAfter != nil {
+			ev.NotAfter = *e.NotAfter
+		}
+		md.Events = append(md.Events, ev)
+	}
 	if info.SpotActionTime != nil {
 		md.SpotAction = &imds.SpotAction{Action: "terminate", Time: *info.SpotActionTime}
 	}

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/ec2sim/query"
 )
@@ -554,86 +553,3 @@ func tagMatch(fs []filter, k, v string) bool {
 	}
 	return true
 }
-
-func (s *Sim) describeInstanceStatus(c *call) (query.Body, error) {
-	r, p := c.region, c.p
-	ids := p.Strings("InstanceId")
-	if len(ids) > MaxInstanceStatusIDs {
-		return nil, errorf("InvalidParameterValue", "The request contains %d instance IDs; at most %d are allowed.", len(ids), MaxInstanceStatusIDs)
-	}
-	limit, err := maxResults(p, 5, 1000)
-	if err != nil {
-		return nil, err
-	}
-	if limit > 0 && len(ids) > 0 {
-		return nil, errorf("InvalidParameterCombination", "The parameter instancesSet cannot be used with the parameter maxResults")
-	}
-	all, err := p.Bool("IncludeAllInstances")
-	if err != nil {
-		return nil, err
-	}
-	fs, err := parseFilters(p, "availability-zone", "instance-state-name", "instance-state-code", "instance-status.status", "system-status.status")
-	if err != nil {
-		return nil, err
-	}
-	var cands []*instance
-	start := 0
-	if len(ids) > 0 {
-		if cands, err = r.lookupInstances(ids); err != nil {
-			return nil, err
-		}
-	} else {
-		if start, err = r.pageFrom(p); err != nil {
-			return nil, err
-		}
-		cands = r.order[start:]
-	}
-	resp := &describeInstanceStatusResp{}
-	for _, in := range cands {
-		if in.removed {
-			continue
-		}
-		st := in.state(c.now, s.opts.ShutdownDelay)
-		if st != StateRunning && !all {
-			continue
-		}
-		status := "ok"
-		if st != StateRunning {
-			status = "not-applicable"
-		}
-		if !statusMatch(fs, in, st, status) {
-			continue
-		}
-		if limit > 0 && len(resp.Statuses) == limit {
-			resp.NextToken = encodeToken(strconv.FormatUint(in.seq, 10))
-			break
-		}
-		resp.Statuses = append(resp.Statuses, xInstanceStatus{InstanceID: in.id, AvailabilityZone: in.az,
-			AvailabilityZoneID: r.azs[in.az].ZoneID, State: xState{stateCodes[st], st},
-			SystemStatus: xStatusSummary{Status: status}, InstanceStatus: xStatusSummary{Status: status}})
-	}
-	c.n = len(resp.Statuses)
-	return resp, nil
-}
-
-func statusMatch(fs []filter, in *instance, st, status string) bool {
-	for _, f := range fs {
-		var ok bool
-		switch f.name {
-		case "availability-zone":
-			ok = f.any(in.az)
-		case "instance-state-name":
-			ok = f.any(st)
-		case "instance-state-code":
-			ok = f.any(strconv.Itoa(stateCodes[st]))
-		case "instance-status.status", "system-status.status":
-			ok = f.any(status)
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-var _ = time.Second

@@ -319,6 +319,8 @@ type instance struct {
 	spotAction                   time.Time // zero: no interruption notice
 	tags                         map[string]string
 	ranOnLaunch, done, removed   bool
+	events                       []*schedEvent // scheduled events (health.go)
+	instCheck, sysCheck          check         // status checks (health.go)
 }
 
 func (in *instance) terminatedAt(shutdownDelay time.Duration) time.Time {
@@ -355,6 +357,9 @@ type InstanceInfo struct {
 	MetadataTags     bool              `json:"InstanceMetadataTags"`
 	SpotActionTime   *time.Time        `json:"SpotActionTime,omitempty"`
 	Tags             map[string]string `json:"Tags"`
+	Events           []EventInfo       `json:"Events,omitempty"`
+	InstanceStatus   string            `json:"InstanceStatus"` // status checks, as DescribeInstanceStatus says
+	SystemStatus     string            `json:"SystemStatus"`
 }
 
 func (s *Sim) infoLocked(in *instance, now time.Time) InstanceInfo {
@@ -373,6 +378,9 @@ func (s *Sim) infoLocked(in *instance, now time.Time) InstanceInfo {
 		t := in.spotAction
 		info.SpotActionTime = &t
 	}
+	info.Events = s.eventInfosLocked(in, now)
+	running := info.State == StateRunning
+	info.InstanceStatus, info.SystemStatus = in.instCheck.summary(running), in.sysCheck.summary(running)
 	return info
 }
 
@@ -384,6 +392,7 @@ const (
 	evRunning eventKind = iota
 	evTerminated
 	evRemove
+	evScheduledStop // a retirement or stop event's date (health.go)
 )
 
 type event struct {
@@ -454,6 +463,8 @@ func (s *Sim) advanceLocked(now time.Time) []hookCall {
 				calls = append(calls, hookCall{s.opts.OnTerminate, s.infoLocked(in, now)})
 			}
 			s.schedule(in.terminatedAt(s.opts.ShutdownDelay).Add(s.opts.TerminatedRetention), evRemove, in)
+		case evScheduledStop:
+			s.scheduledStopLocked(in, e.at)
 		case evRemove:
 			if in.removed {
 				continue

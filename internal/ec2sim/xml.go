@@ -119,29 +119,6 @@ type describeTagsResp struct {
 	NextToken string            `xml:"nextToken,omitempty"`
 }
 
-type xStatusSummary struct {
-	Status  string `xml:"status"`
-	Details []struct {
-		Name   string `xml:"name"`
-		Status string `xml:"status"`
-	} `xml:"details>item,omitempty"`
-}
-
-type xInstanceStatus struct {
-	InstanceID         string         `xml:"instanceId"`
-	AvailabilityZone   string         `xml:"availabilityZone"`
-	AvailabilityZoneID string         `xml:"availabilityZoneId,omitempty"`
-	State              xState         `xml:"instanceState"`
-	SystemStatus       xStatusSummary `xml:"systemStatus"`
-	InstanceStatus     xStatusSummary `xml:"instanceStatus"`
-}
-
-type describeInstanceStatusResp struct {
-	query.ResponseMeta
-	Statuses  []xInstanceStatus `xml:"instanceStatusSet>item"`
-	NextToken string            `xml:"nextToken,omitempty"`
-}
-
 type xFleetLTSpec struct {
 	LaunchTemplateID   string `xml:"launchTemplateId,omitempty"`
 	LaunchTemplateName string `xml:"launchTemplateName,omitempty"`

@@ -13,6 +13,7 @@ var HeadNodeActions = []string{
 	"DescribeLaunchTemplateVersions",
 	"DescribeSubnets",
 	"DescribeSpotInstanceRequests", // reconcile: spot interruption notices
+	"DescribeInstanceStatus",       // reconcile and status: scheduled events and failed status checks
 	"DescribeRegions",              // reconcile/status --all-regions: the regions to sweep
 }
 

@@ -27,6 +27,7 @@ type EC2API interface {
 	DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
 	DescribeLaunchTemplates(ctx context.Context, in *ec2.DescribeLaunchTemplatesInput, opts ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
 	DescribeSpotInstanceRequests(ctx context.Context, in *ec2.DescribeSpotInstanceRequestsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSpotInstanceRequestsOutput, error)
+	DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error)
 	// Inventory (issue 13): the regions `reconcile --all-regions` sweeps.
 	DescribeRegions(ctx context.Context, in *ec2.DescribeRegionsInput, opts ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error)
 	// DescribeLaunchTemplateVersions and DescribeInstanceTypes are called by generate-conf and
@@ -212,6 +213,17 @@ func (l *logged) DescribeSpotInstanceRequests(ctx context.Context, in *ec2.Descr
 	return out, err
 }
 
+func (l *logged) DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error) {
+	start := time.Now()
+	out, err := l.api.DescribeInstanceStatus(ctx, in, opts...)
+	n := 0
+	if out != nil {
+		n = len(out.InstanceStatuses)
+	}
+	l.done(ctx, "DescribeInstanceStatus", start, err, "instances", n)
+	return out, err
+}
+
 func (l *logged) DescribeRegions(ctx context.Context, in *ec2.DescribeRegionsInput, opts ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error) {
 	start := time.Now()
 	out, err := l.api.DescribeRegions(ctx, in, opts...)
@@ -267,4 +279,8 @@ func (l *logged) DescribeLaunchTemplateVersions(ctx context.Context, in *ec2.Des
 	out, err := l.api.DescribeLaunchTemplateVersions(ctx, in, opts...)
 	l.done(ctx, "DescribeLaunchTemplateVersions", start, err)
 	return out, err
+}
+
+func (o optionalAPI) DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error) {
+	return o.EC2API.DescribeInstanceStatus(ctx, in, append(opts, Optional())...)
 }

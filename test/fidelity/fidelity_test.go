@@ -181,6 +181,22 @@ func TestBoto3Throttle(t *testing.T) {
 	runBoto3(t, startSim(t, "-throttle", "aws"), "throttle")
 }
 
+// TestBoto3Health checks instance health (scheduled events and status checks, set through the
+// admin API) as boto3's describe_instance_status parses it.
+func TestBoto3Health(t *testing.T) {
+	requireTool(t, python3, "-c", "import boto3")
+	url := startSim(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python3, filepath.Join("testdata", "boto3_health.py"), url)
+	cmd.Env = clientEnv(t)
+	out, err := cmd.CombinedOutput()
+	t.Logf("boto3_health.py:\n%s", out)
+	if err != nil {
+		t.Fatalf("boto3 found mismatches in instance health (see FAIL lines above): %v", err)
+	}
+}
+
 func runBoto3(t *testing.T, url string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

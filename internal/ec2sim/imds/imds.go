@@ -12,6 +12,10 @@
 //     expired, unknown or another instance's token is answered 401.
 //   - Unknown paths are 404; spot/instance-action is 404 until an interruption notice exists;
 //     tags/instance is 404 unless the instance allows tags in metadata.
+//   - events/maintenance/scheduled is a JSON array of the instance's scheduled events, "[]" when
+//     there is none; each has NotBefore, NotAfter (when the event has an end), Code, Description,
+//     EventId and State (active, completed or canceled), with times as "21 Jan 2019 09:00:43 GMT"
+//     (EC2 User Guide, "View scheduled events", instance metadata example).
 //
 // The instance a request comes from is found by the X-Ec2sim-Instance-Id header (for tests and
 // for processes that share one network namespace) or else by the request's source IP, matched
@@ -48,6 +52,7 @@ type Metadata struct {
 	Tags        map[string]string // served under tags/instance/ only if TagsEnabled
 	TagsEnabled bool              // launch template MetadataOptions.InstanceMetadataTags == enabled
 	SpotAction  *SpotAction       // non-nil once a spot interruption notice exists
+	Events      []ScheduledEvent  // events/maintenance/scheduled
 
 	AccountID    string    // identity document accountId; "123456789012" when empty
 	Architecture string    // identity document architecture; "x86_64" when empty
@@ -59,6 +64,36 @@ type Metadata struct {
 type SpotAction struct {
 	Action string
 	Time   time.Time
+}
+
+// ScheduledEvent is one entry of events/maintenance/scheduled. NotAfter may be zero.
+type ScheduledEvent struct {
+	Code, Description, EventID, State string
+	NotBefore, NotAfter               time.Time
+}
+
+// imdsEventTime is the time layout of events/maintenance/scheduled.
+const imdsEventTime = "02 Jan 2006 15:04:05 GMT"
+
+func scheduledJSON(evs []ScheduledEvent) string {
+	type entry struct {
+		NotBefore   string `json:"NotBefore"`
+		Code        string `json:"Code"`
+		Description string `json:"Description"`
+		EventID     string `json:"EventId"`
+		NotAfter    string `json:"NotAfter,omitempty"`
+		State       string `json:"State"`
+	}
+	out := make([]entry, 0, len(evs))
+	for _, e := range evs {
+		en := entry{NotBefore: e.NotBefore.UTC().Format(imdsEventTime), Code: e.Code, Description: e.Description, EventID: e.EventID, State: e.State}
+		if !e.NotAfter.IsZero() {
+			en.NotAfter = e.NotAfter.UTC().Format(imdsEventTime)
+		}
+		out = append(out, en)
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	return string(b)
 }
 
 // Source finds instances.
@@ -282,6 +317,7 @@ func tree(md Metadata) (files map[string]string, dirs map[string]bool) {
 		m + "local-ipv4":                             md.LocalIPv4,
 		m + "placement/availability-zone":            md.AvailabilityZone,
 		m + "placement/region":                       md.Region,
+		m + "events/maintenance/scheduled":           scheduledJSON(md.Events),
 		"/latest/dynamic/instance-identity/document": identityDocument(md),
 	}
 	dirs = map[string]bool{}

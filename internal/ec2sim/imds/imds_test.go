@@ -126,6 +126,43 @@ func getMetadata(ctx context.Context, t *testing.T, c *sdkimds.Client, path stri
 	return string(b), err
 }
 
+// TestScheduledEvents reads events/maintenance/scheduled through the SDK: "[]" without events,
+// then the documented fields and time layout.
+func TestScheduledEvents(t *testing.T) {
+	w, _, srv := setup(t)
+	ctx := context.Background()
+	c := sdkClient(srv, "i-0aaaaaaaaaaaaaaa1")
+	got, err := getMetadata(ctx, t, c, "events/maintenance/scheduled")
+	if err != nil || got != "[]" {
+		t.Fatalf("no events: got %q, %v; want []", got, err)
+	}
+	w.update("i-0aaaaaaaaaaaaaaa1", func(md *imds.Metadata) {
+		md.Events = []imds.ScheduledEvent{
+			{Code: "instance-retirement", Description: "degraded hardware", EventID: "instance-event-0d59937288b749b32", State: "active",
+				NotBefore: time.Date(2026, 3, 7, 9, 0, 43, 0, time.UTC)},
+			{Code: "system-reboot", Description: "scheduled reboot", EventID: "instance-event-01234567890abcdef", State: "completed",
+				NotBefore: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), NotAfter: time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)},
+		}
+	})
+	got, err = getMetadata(ctx, t, c, "events/maintenance/scheduled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []map[string]string
+	if err := json.Unmarshal([]byte(got), &evs); err != nil {
+		t.Fatalf("not a JSON array of objects: %v\n%s", err, got)
+	}
+	want := []map[string]string{
+		{"Code": "instance-retirement", "Description": "degraded hardware", "EventId": "instance-event-0d59937288b749b32",
+			"NotBefore": "07 Mar 2026 09:00:43 GMT", "State": "active"},
+		{"Code": "system-reboot", "Description": "scheduled reboot", "EventId": "instance-event-01234567890abcdef",
+			"NotBefore": "01 Mar 2026 09:00:00 GMT", "NotAfter": "01 Mar 2026 11:00:00 GMT", "State": "completed"},
+	}
+	if diff := cmp.Diff(want, evs); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+}
+
 func TestSDKClient(t *testing.T) {
 	w, _, srv := setup(t)
 	ctx := context.Background()
@@ -148,7 +185,7 @@ func TestSDKClient(t *testing.T) {
 		"tags/instance/Name":          "aws-spot-7",
 		"tags/instance":               "Name\nslurm-ec2:cluster",
 		"placement/":                  "availability-zone\nregion",
-		"":                            "ami-id\nhostname\ninstance-id\ninstance-life-cycle\ninstance-type\nlocal-hostname\nlocal-ipv4\nplacement/\ntags/",
+		"":                            "ami-id\nevents/\nhostname\ninstance-id\ninstance-life-cycle\ninstance-type\nlocal-hostname\nlocal-ipv4\nplacement/\ntags/",
 	}
 	for path, want := range tests {
 		t.Run(path, func(t *testing.T) {
