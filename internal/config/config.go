@@ -24,6 +24,9 @@ const (
 	DefaultCoolDownSeconds       = 300
 	DefaultOrphanGraceSeconds    = 300
 	DefaultCommandTimeoutSeconds = 60
+	DefaultBackOffBaseSeconds    = 300
+	DefaultBackOffMaxSeconds     = 1800
+	DefaultHoldAfterFailures     = 3
 )
 
 // KV is one key=value of a Slurm setting, kept in file order.
@@ -43,6 +46,9 @@ type Config struct {
 	ClusterName                                                string
 	CoolDownSeconds, OrphanGraceSeconds, CommandTimeoutSeconds int
 	MetricsFile                                                string
+	// Failed launches and boots (backoff.go): the first back-off, its bound, and how many
+	// failures in a row hold a node group.
+	BackOffBaseSeconds, BackOffMaxSeconds, HoldAfterFailures int
 
 	Partitions []Partition
 

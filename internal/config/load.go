@@ -21,7 +21,8 @@ var (
 	logLevels = []string{"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}
 
 	configKeys = []string{"LogLevel", "LogFileName", "SlurmBinPath", "SlurmConf",
-		"ClusterName", "CoolDownSeconds", "OrphanGraceSeconds", "CommandTimeoutSeconds", "MetricsFile", "NodeGroupOptions"}
+		"ClusterName", "CoolDownSeconds", "OrphanGraceSeconds", "CommandTimeoutSeconds", "MetricsFile", "NodeGroupOptions",
+		"BackOffBaseSeconds", "BackOffMaxSeconds", "HoldAfterFailures"}
 	nodeGroupOptionKeys = []string{"AllOrNothing"}
 	partitionsKeys      = []string{"Partitions"}
 	partitionKeys       = []string{"PartitionName", "NodeGroups", "PartitionOptions"}
@@ -82,6 +83,9 @@ func load(configFile string, cdata []byte, cerr error, partitionsFile string, pd
 		CoolDownSeconds:       DefaultCoolDownSeconds,
 		OrphanGraceSeconds:    DefaultOrphanGraceSeconds,
 		CommandTimeoutSeconds: DefaultCommandTimeoutSeconds,
+		BackOffBaseSeconds:    DefaultBackOffBaseSeconds,
+		BackOffMaxSeconds:     DefaultBackOffMaxSeconds,
+		HoldAfterFailures:     DefaultHoldAfterFailures,
 	}
 	cfg.LogFileName = filepath.Join(cfg.Dir, DefaultLogFile)
 
@@ -172,6 +176,7 @@ func decodeConfig(c *checker, root *node, cfg *Config) map[string]*node {
 	if v, ok := c.integer(m, "", "CommandTimeoutSeconds", 1, 3600, false); ok {
 		cfg.CommandTimeoutSeconds = v
 	}
+	decodeBackOff(c, m, cfg)
 	if v, ok := c.str(m, "", "MetricsFile", false); ok && v != "" {
 		cfg.MetricsFile = beside(cfg.Dir, v)
 	}
@@ -392,6 +397,9 @@ func decodeNodeGroup(c *checker, n *node, path string) *NodeGroup {
 				for _, mem := range o.obj {
 					if mem.key == "SubnetId" {
 						c.add(join(index(op, i), "SubnetId"), "do not set SubnetId in overrides: list subnets in the node group's SubnetIds")
+					}
+					if mem.key == "WeightedCapacity" {
+						checkWeight(c, join(index(op, i), "WeightedCapacity"), mem.val)
 					}
 				}
 			}
