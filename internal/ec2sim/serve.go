@@ -44,6 +44,7 @@ var actions = map[string]handler{
 	"DescribeAvailabilityZones":      (*Sim).describeAvailabilityZones,
 	"DescribeInstanceTypes":          (*Sim).describeInstanceTypes,
 	"DescribeSpotInstanceRequests":   (*Sim).describeSpotInstanceRequests,
+	"GetConsoleOutput":               (*Sim).getConsoleOutput,
 }
 
 // credentialRE pulls access key and region from a SigV4 Authorization header.

@@ -317,6 +317,8 @@ type instance struct {
 	spotAction                   time.Time // zero: no interruption notice
 	tags                         map[string]string
 	ranOnLaunch, done, removed   bool
+	console                      []byte    // console output set through SetConsoleOutput (console.go)
+	consoleAt                    time.Time // when it was set
 }
 
 func (in *instance) terminatedAt(shutdownDelay time.Duration) time.Time {
