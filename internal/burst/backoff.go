@@ -303,7 +303,8 @@ type backOffPlan struct {
 //     launch, -1 if unknown), and their reason becomes the record;
 //   - held: every idle node goes DOWN with the record, but when the probe is due one node stays
 //     in service (an idle one, else a holder returned) for Slurm to give a job to;
-//   - backing off and due: every holder but one (the keeper of the count) returns;
+//   - backing off and due: every holder but one (the keeper of the count) returns; the keeper
+//     too when the group has no idle node left;
 //   - backing off, not due: holders stay DOWN.
 func planBackOff(gf *groupFailures, timedOut map[string]int, now time.Time, p backOffPolicy) backOffPlan {
 	plan := backOffPlan{Down: map[string]string{}, Handled: map[string]bool{}}
@@ -356,8 +357,13 @@ func planBackOff(gf *groupFailures, timedOut map[string]int, now time.Time, p ba
 		for _, n := range idle {
 			plan.Down[n] = reason
 		}
-	case r.Due(now) && len(cur.Holders) > 1:
-		keeper := cur.Holders[len(cur.Holders)-1]
+	case r.Due(now) && len(cur.Holders) > 0:
+		// One holder keeps the count while Slurm has other nodes of the group to use; when it
+		// has none (a group of one node), the keeper returns too, or nothing could ever probe.
+		keeper := ""
+		if len(cur.Idle) > 0 {
+			keeper = cur.Holders[len(cur.Holders)-1]
+		}
 		for _, h := range cur.Holders {
 			if h != keeper && plan.Down[h] == "" {
 				plan.Return = append(plan.Return, h)

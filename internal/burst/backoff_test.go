@@ -237,7 +237,13 @@ func TestPlanBackOff(t *testing.T) {
 					t.Fatalf("plan = %+v", p)
 				}
 			}},
-		"back-off over: all holders but the keeper return": {&groupFailures{Group: "a", failureRecord: rec(1, t0), Holders: []string{"a-0", "a-1", "a-2"}},
+		"back-off over, no idle node: every holder returns": {&groupFailures{Group: "a", failureRecord: rec(1, t0), Holders: []string{"a-0"}},
+			nil, func(t *testing.T, p backOffPlan) {
+				if !slices.Equal(p.Return, []string{"a-0"}) {
+					t.Fatalf("plan = %+v", p)
+				}
+			}},
+		"back-off over: all holders but the keeper return": {&groupFailures{Group: "a", failureRecord: rec(1, t0), Holders: []string{"a-0", "a-1", "a-2"}, Idle: []string{"a-3"}},
 			nil, func(t *testing.T, p backOffPlan) {
 				if !slices.Equal(p.Return, []string{"a-0", "a-1"}) || len(p.Down) != 0 {
 					t.Fatalf("plan = %+v", p)
@@ -424,17 +430,24 @@ func TestBackOffSimulationNeverBoots(t *testing.T) {
 }
 
 func TestBackOffSimulationSingleNodeGroup(t *testing.T) {
-	// A group of one node has no other node to keep the count: the instance tag does.
+	// A group whose every node carries the record gives its keeper back when the back-off
+	// ends (else no job could ever probe it). Slurm 22.05 drops a reason set on a node that is
+	// not DOWN (seen on the real slurmctld), so the count starts again there: the back-off still
+	// halves what a broken image costs, but such a group is never held (docs/configuration.md).
 	synctest.Test(t, func(t *testing.T) {
 		s := newSimGroup(t, 1)
 		for range 12 {
 			s.cycle()
 		}
-		if s.launched > 4 {
-			t.Fatalf("12 cycles launched %d instances for a one-node group that never boots", s.launched)
+		if s.launched > 6 || s.launched < 2 {
+			t.Fatalf("12 cycles launched %d instances for a one-node group that never boots, want 2 to 6", s.launched)
 		}
-		if st := BackOffState(s.cfg, s.list(), testPolicy)[0]; st.Failures < 3 {
-			t.Fatalf("count lost: %+v", st)
+		s.boots = true
+		for range 4 {
+			s.cycle()
+		}
+		if n := s.nodes["aws-node-0"]; n.IsDown() || n.PoweredDown() {
+			t.Fatalf("after the fix the node is %s %v %q, want up", n.State, n.Flags, n.Reason)
 		}
 	})
 }
