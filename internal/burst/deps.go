@@ -17,6 +17,7 @@ import (
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
 	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
+	"github.com/slurm-ec2/slurm-ec2/internal/inventory"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
 
@@ -53,6 +54,15 @@ type Deps struct {
 	// TagsPerSecond paces per-instance CreateTags calls; 0 means fleet.DefaultTagRate, below
 	// EC2's CreateTags refill rate.
 	TagsPerSecond float64
+	// Planners add rules to reconcile's plan (see Planner); ResumeGate holds nodes back from a
+	// launch (see ResumeGate). Both are optional.
+	Planners   []Planner
+	ResumeGate ResumeGate
+}
+
+// sources is what inventory.Load reads from.
+func (d *Deps) sources() inventory.Sources {
+	return inventory.Sources{Config: d.Config, Cluster: d.Cluster, Slurm: d.Slurm, EC2: d.EC2, Log: d.log(), Now: d.now, Parallel: d.parallel()}
 }
 
 func (d *Deps) now() time.Time {
@@ -138,23 +148,13 @@ func (d *Deps) resolve(expr string) (*target, error) {
 	return t, nil
 }
 
-// regionKey groups node groups that share an EC2 client.
-type regionKey struct{ region, profile string }
-
-func keyOf(g *config.NodeGroup) regionKey { return regionKey{g.Region, g.ProfileName} }
-
 // byRegion splits groups by (region, profile), keeping order.
-func byRegion(groups []*config.NodeGroup) ([]regionKey, map[regionKey][]*config.NodeGroup) {
-	var keys []regionKey
-	m := map[regionKey][]*config.NodeGroup{}
+func byRegion(groups []*config.NodeGroup) ([]inventory.Key, map[inventory.Key][]*config.NodeGroup) {
+	m := map[inventory.Key][]*config.NodeGroup{}
 	for _, g := range groups {
-		k := keyOf(g)
-		if _, ok := m[k]; !ok {
-			keys = append(keys, k)
-		}
-		m[k] = append(m[k], g)
+		m[inventory.KeyOf(g)] = append(m[inventory.KeyOf(g)], g)
 	}
-	return keys, m
+	return inventory.Keys(groups), m
 }
 
 func groupNames(groups []*config.NodeGroup) []string {

@@ -7,14 +7,15 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/slurm-ec2/slurm-ec2/internal/inventory"
 )
 
 // observe records the counts of nodes by Slurm state and instances by lifecycle for metrics.
-func (s *ReconcileSummary) observe(v *view) {
+func (s *ReconcileSummary) observe(v *inventory.View) {
 	s.NodeStates = map[string]int{}
 	s.InstanceCounts = map[string]int{}
-	for i := range v.nodes {
-		n := &v.nodes[i]
+	for _, n := range v.Nodes() {
 		switch {
 		case n.IsDown():
 			s.NodeStates["down"]++
@@ -28,7 +29,7 @@ func (s *ReconcileSummary) observe(v *view) {
 			s.NodeStates[strings.ToLower(n.State)]++
 		}
 	}
-	for _, in := range v.instances {
+	for _, in := range v.Instances() {
 		s.InstanceCounts[in.Lifecycle+"/"+in.State]++
 	}
 }
@@ -65,6 +66,11 @@ func WriteMetrics(path string, s *ReconcileSummary, now time.Time) error {
 	gauge("slurm_ec2_ec2_errors", "EC2 errors seen by the last reconcile, by error code.")
 	for _, k := range sorted(s.EC2Errors) {
 		fmt.Fprintf(&b, "slurm_ec2_ec2_errors{code=%q} %d\n", k, s.EC2Errors[k])
+	}
+	gauge("slurm_ec2_ec2_unreachable", "EC2 clients (region, profile) the last reconcile could not read; their node groups were skipped.")
+	for _, k := range sorted(s.Unreachable) {
+		region, profile, _ := strings.Cut(k, "/")
+		fmt.Fprintf(&b, "slurm_ec2_ec2_unreachable{region=%q,profile=%q} %d\n", region, profile, s.Unreachable[k])
 	}
 	gauge("slurm_ec2_reconcile_duration_seconds", "Wall time of the last reconcile.")
 	fmt.Fprintf(&b, "slurm_ec2_reconcile_duration_seconds %.3f\n", s.Duration.Seconds())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/inventory"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
 
@@ -42,7 +43,7 @@ const benchConfig = `{"LogLevel": "INFO", "LogFileName": "/dev/null", "SlurmBinP
 // reconcile meets in a busy cluster: most nodes up with their instance (Name-tagged), some up
 // whose instance is not Name-tagged yet (matched by NodeAddr), some whose instance vanished,
 // some DOWN after a failed resume, some powered down, a few duplicates and orphans.
-func benchView(b *testing.B) (*Deps, *view, time.Time) {
+func benchView(b *testing.B) (*Deps, inventory.Data, time.Time) {
 	b.Helper()
 	dir := b.TempDir()
 	for name, body := range map[string]string{config.ConfigFileName: benchConfig, config.PartitionsFileName: benchPartitions} {
@@ -55,17 +56,16 @@ func benchView(b *testing.B) (*Deps, *view, time.Time) {
 		b.Fatalf("loading the benchmark config: %v", err)
 	}
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	v := &view{cfg: cfg, byName: map[string]*slurm.Node{}, claims: map[string][]fleet.Instance{},
-		named: map[string][]fleet.Instance{}, gone: map[string][]fleet.Instance{}}
+	var v inventory.Data
 	seq := 0
-	inst := func(region, group, node, ip, state string, age time.Duration) fleet.Instance {
+	inst := func(region, group, node, ip, state string, age time.Duration) inventory.Listed {
 		seq++
 		tags := map[string]string{fleet.TagCluster: "bench", fleet.TagNodeGroup: group}
 		if node != "" {
 			tags[fleet.TagName] = node
 		}
-		return fleet.Instance{ID: fmt.Sprintf("i-%017x", seq), Region: region, Type: "c5.xlarge", PrivateIP: ip,
-			State: state, LaunchTime: now.Add(-age), Lifecycle: "on-demand", Tags: tags}
+		return inventory.Listed{Key: inventory.Key{Region: region}, Instance: fleet.Instance{ID: fmt.Sprintf("i-%017x", seq), Region: region, Type: "c5.xlarge", PrivateIP: ip,
+			State: state, LaunchTime: now.Add(-age), Lifecycle: "on-demand", Tags: tags}}
 	}
 	for gi, g := range []struct{ name, region string }{{"aws-east1", "us-east-1"}, {"aws-east2", "us-east-1"}, {"aws-west1", "us-west-2"}, {"aws-west2", "us-west-2"}} {
 		for i := range 2500 {
@@ -74,35 +74,32 @@ func benchView(b *testing.B) (*Deps, *view, time.Time) {
 			n := slurm.Node{Name: name, State: "IDLE", Flags: []string{"CLOUD"}, Addr: ip, Hostname: name, Partitions: []string{"aws"}}
 			switch {
 			case i%100 == 1: // up, instance gone (spot interruption)
-				v.instances = append(v.instances, inst(g.region, g.name, name, ip, "terminated", time.Hour))
+				v.Instances = append(v.Instances, inst(g.region, g.name, name, ip, "terminated", time.Hour))
 			case i%100 == 2: // DOWN after a failed resume, powered down
 				n.State, n.Flags, n.Reason, n.ReasonTime = "DOWN", []string{"CLOUD", "POWERED_DOWN"}, "ResumeTimeout reached", now.Add(-time.Hour)
 				n.Addr = name
 			case i%100 == 3: // powered down, with an orphan instance still named for it
 				n.Flags, n.Addr = []string{"CLOUD", "POWERED_DOWN"}, name
-				v.instances = append(v.instances, inst(g.region, g.name, name, ip, "running", time.Hour))
+				v.Instances = append(v.Instances, inst(g.region, g.name, name, ip, "running", time.Hour))
 			case i%100 == 4: // two instances for one node
-				v.instances = append(v.instances, inst(g.region, g.name, name, ip, "running", time.Hour),
+				v.Instances = append(v.Instances, inst(g.region, g.name, name, ip, "running", time.Hour),
 					inst(g.region, g.name, name, "10.99.0.1", "running", 30*time.Minute))
 			case i%10 == 5: // up, instance not Name-tagged yet: joined by NodeAddr
-				v.instances = append(v.instances, inst(g.region, g.name, "", ip, "running", time.Minute))
+				v.Instances = append(v.Instances, inst(g.region, g.name, "", ip, "running", time.Minute))
 			default:
-				v.instances = append(v.instances, inst(g.region, g.name, name, ip, "running", time.Hour))
+				v.Instances = append(v.Instances, inst(g.region, g.name, name, ip, "running", time.Hour))
 			}
-			v.nodes = append(v.nodes, n)
+			v.Nodes = append(v.Nodes, n)
 		}
 	}
-	for i := range v.nodes {
-		v.byName[v.nodes[i].Name] = &v.nodes[i]
-	}
-	v.join()
 	return &Deps{Config: cfg, Cluster: "bench"}, v, now
 }
 
 // BenchmarkPlanActions10k measures reconcile planning over 10,000 nodes and ~10,000 instances
 // (the join and the plan, no I/O).
 func BenchmarkPlanActions10k(b *testing.B) {
-	d, v, now := benchView(b)
+	d, data, now := benchView(b)
+	v := inventory.Join(d.Config, data)
 	plan := PlanActions(d, v, now)
 	// 4 groups x 25 of each kind per 2,500 nodes: vanished (down + power-down), failed resume
 	// (return), orphan (terminate), duplicate (terminate).
@@ -126,12 +123,10 @@ func BenchmarkPlanActions10k(b *testing.B) {
 // BenchmarkJoinAndPlan10k includes the join of both views (what reconcile does after reading
 // Slurm and EC2).
 func BenchmarkJoinAndPlan10k(b *testing.B) {
-	d, v, now := benchView(b)
+	d, data, now := benchView(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		v.claims, v.named, v.gone, v.unclaimed = map[string][]fleet.Instance{}, map[string][]fleet.Instance{}, map[string][]fleet.Instance{}, nil
-		v.join()
-		_ = PlanActions(d, v, now)
+		_ = PlanActions(d, inventory.Join(d.Config, data), now)
 	}
 }

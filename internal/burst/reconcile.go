@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
 	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
+	"github.com/slurm-ec2/slurm-ec2/internal/inventory"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
 
@@ -27,6 +29,7 @@ const (
 	ActReturn    ActionKind = "return"     // RESUME a DOWN, powered-down node: back to power saving, usable
 	ActDrain     ActionKind = "drain"      // DRAIN a node: no new jobs (its spot instance is about to go)
 	ActAddress   ActionKind = "address"    // tell Slurm the node's address again
+	ActTag       ActionKind = "tag"        // restore an instance's Name (and templated) tags
 )
 
 // Rule names why an action was planned.
@@ -41,6 +44,7 @@ const (
 	RuleSpotNotice   Rule = "spot-notice"     // EC2 marked the node's spot instance for termination
 	RuleLeftWaiting  Rule = "resume-died"     // a resume died after launching: its nodes wait for nothing
 	RuleAddressLost  Rule = "address-lost"    // Slurm lost the node's address (scontrol reconfigure resets it)
+	RuleNameLost     Rule = "name-lost"       // a powered-up node's instance has no Name tag
 )
 
 // Action is one step of a reconcile plan.
@@ -50,7 +54,8 @@ type Action struct {
 	Node     string     `json:"node,omitempty"`
 	Instance string     `json:"instance,omitempty"`
 	Region   string     `json:"region,omitempty"`
-	Addr     string     `json:"addr,omitempty"` // for ActAddress: the instance's private IP
+	Profile  string     `json:"profile,omitempty"` // with Region, the EC2 client that acts on Instance
+	Addr     string     `json:"addr,omitempty"`    // for ActAddress: the instance's private IP
 	Hostname string     `json:"hostname,omitempty"`
 	Reason   string     `json:"reason,omitempty"`
 }
@@ -77,18 +82,22 @@ type ReconcileOptions struct {
 	Out    io.Writer // where the dry-run plan goes
 	// Hostname of this machine, for the primary-controller check. Default os.Hostname.
 	Hostname string
+	// AllRegions also sweeps every region EC2 lists (DescribeRegions), not only configured ones.
+	AllRegions bool
 }
 
 // ReconcileSummary counts what a run found and did.
 type ReconcileSummary struct {
-	Nodes      int
-	Instances  int
-	Actions    map[string]int // by "kind/rule"
-	Plan       []Action
-	Skipped    string // why nothing was done, if so
-	EC2Errors  map[string]int
-	SlurmCalls int
-	Duration   time.Duration
+	Nodes     int
+	Instances int
+	Actions   map[string]int // by "kind/rule"
+	Plan      []Action
+	Skipped   string // why nothing was done, if so
+	EC2Errors map[string]int
+	// Unreachable counts, by "region" or "region/profile", the EC2 clients that could not be read.
+	Unreachable map[string]int
+	SlurmCalls  int
+	Duration    time.Duration
 	// For metrics: nodes by Slurm state, instances by "lifecycle/state".
 	NodeStates     map[string]int
 	InstanceCounts map[string]int
@@ -103,11 +112,14 @@ type Pinger interface {
 	Ping(ctx context.Context) (string, error)
 }
 
-// Reconcile brings Slurm and EC2 into agreement: one read of each side, a plan, then the actions
-// in batches. With a backup slurmctld only the primary acts.
+// Reconcile brings Slurm and EC2 into agreement: resolve (every configured group) → load the
+// inventory without any lock (a resume never waits on a slow read) → plan (pure) → take the locks
+// of the groups the plan touches, re-check what it acts on, and act. With a backup slurmctld only
+// the primary acts. A (region, profile) that cannot be read is reported (error, metric) and
+// every other group is still served.
 func Reconcile(ctx context.Context, d *Deps, opts ReconcileOptions) (*ReconcileSummary, error) {
 	start := d.now()
-	sum := &ReconcileSummary{Actions: map[string]int{}, EC2Errors: map[string]int{}}
+	sum := &ReconcileSummary{Actions: map[string]int{}, EC2Errors: map[string]int{}, Unreachable: map[string]int{}}
 	if p, ok := d.Slurm.(Pinger); ok && !opts.Force && !opts.DryRun {
 		primary, err := p.Ping(ctx)
 		sum.SlurmCalls++
@@ -124,27 +136,27 @@ func Reconcile(ctx context.Context, d *Deps, opts ReconcileOptions) (*ReconcileS
 			return sum, nil
 		}
 	}
-	// Hold every group's lock: a resume in flight finishes first, and none starts while we act.
-	unlock, err := d.lockGroups(ctx, groupNames(d.Config.NodeGroups()))
-	if err != nil {
-		return sum, err
-	}
-	defer unlock()
 
-	v, err := loadView(ctx, d)
+	v, err := inventory.Load(ctx, d.sources(), inventory.ClusterScope(d.Config, opts.AllRegions))
 	sum.SlurmCalls++
 	if err != nil {
 		sum.EC2Errors[fleet.ErrorCode(err)]++
 		return sum, err
 	}
-	sum.Nodes, sum.Instances = len(v.nodes), len(v.instances)
+	var errs []error
+	for k, kerr := range v.Failed() {
+		sum.EC2Errors[fleet.ErrorCode(kerr)]++
+		sum.Unreachable[k.String()]++
+		d.log().Error("EC2 unreachable; its node groups are skipped, the others served", "region", k.Region, "profile", k.Profile, "err", kerr)
+	}
+	if err := v.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	sum.Nodes, sum.Instances = len(v.Nodes()), len(v.Instances())
 	sum.observe(v)
 	plan := PlanActions(d, v, d.now())
-	sum.Plan = plan
-	for _, a := range plan {
-		sum.Actions[string(a.Kind)+"/"+string(a.Rule)]++
-	}
 	if opts.DryRun {
+		sum.setPlan(plan)
 		out := opts.Out
 		if out == nil {
 			out = io.Discard
@@ -156,12 +168,27 @@ func Reconcile(ctx context.Context, d *Deps, opts ReconcileOptions) (*ReconcileS
 			fmt.Fprintln(out, a.String())
 		}
 		sum.Duration = d.now().Sub(start)
-		return sum, nil
+		return sum, errors.Join(errs...)
 	}
-	errs := d.act(ctx, v, plan, sum)
+	if len(plan) > 0 {
+		// Only now the locks, and only those of the groups acted on: a resume in flight finishes
+		// first, and none starts while we act. What changed meanwhile is re-read and re-planned;
+		// only actions both plans agree on are carried out.
+		unlock, err := d.lockGroups(ctx, planGroups(d, v, plan))
+		if err != nil {
+			return sum, err
+		}
+		defer unlock()
+		plan, err = d.recheck(ctx, v, plan, sum)
+		if err != nil {
+			return sum, errors.Join(append(errs, err)...)
+		}
+	}
+	sum.setPlan(plan)
+	errs = append(errs, d.act(ctx, v, plan, sum)...)
 	sum.Duration = d.now().Sub(start)
 	attrs := []any{"nodes", sum.Nodes, "instances", sum.Instances, "actions", len(plan),
-		"slurm_calls", sum.SlurmCalls, "seconds", fmt.Sprintf("%.2f", sum.Duration.Seconds())}
+		"slurm_calls", sum.SlurmCalls, "unreachable", len(sum.Unreachable), "seconds", fmt.Sprintf("%.2f", sum.Duration.Seconds())}
 	keys := make([]string, 0, len(sum.Actions))
 	for k := range sum.Actions {
 		keys = append(keys, k)
@@ -179,22 +206,149 @@ func Reconcile(ctx context.Context, d *Deps, opts ReconcileOptions) (*ReconcileS
 	return sum, errors.Join(errs...)
 }
 
-// PlanActions decides what to do from the joined view. It is pure: no I/O.
-func PlanActions(d *Deps, v *view, now time.Time) []Action {
+func (s *ReconcileSummary) setPlan(plan []Action) {
+	s.Plan = plan
+	s.Actions = map[string]int{}
+	for _, a := range plan {
+		s.Actions[string(a.Kind)+"/"+string(a.Rule)]++
+	}
+}
+
+// planGroups is the configured node groups a plan touches: its nodes' and its instances'.
+func planGroups(d *Deps, v *inventory.View, plan []Action) []string {
+	var out []string
+	for _, a := range plan {
+		if g, _, ok := d.Config.LookupNode(a.Node); ok {
+			out = append(out, g.Name())
+		}
+		if in, ok := v.Instance(a.Instance); ok && !v.Unconfigured(in.Instance) {
+			out = append(out, in.Group())
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// recheck re-reads, under the locks, what the plan acts on — Slurm's nodes, the planned
+// instances, and the instances named for or at the address of the planned nodes — plans again on
+// that, and keeps the actions both plans agree on.
+func (d *Deps) recheck(ctx context.Context, v *inventory.View, plan []Action, sum *ReconcileSummary) ([]Action, error) {
+	nodes, err := d.Slurm.Nodes(ctx)
+	sum.SlurmCalls++
+	if err != nil {
+		return nil, fmt.Errorf("re-reading Slurm's nodes before acting: %w", err)
+	}
+	addr := map[string]string{}
+	for _, n := range nodes {
+		addr[n.Name] = n.Addr
+	}
+	type ask struct{ ids, names, ips []string }
+	asks := map[inventory.Key]*ask{}
+	get := func(k inventory.Key) *ask {
+		if asks[k] == nil {
+			asks[k] = &ask{}
+		}
+		return asks[k]
+	}
+	for _, a := range plan {
+		if in, ok := v.Instance(a.Instance); ok {
+			get(in.Key).ids = append(get(in.Key).ids, in.ID)
+		}
+		if g, _, ok := d.Config.LookupNode(a.Node); ok {
+			q := get(inventory.KeyOf(g))
+			q.names = append(q.names, a.Node)
+			if ip := addr[a.Node]; inventory.IsIP(ip) {
+				q.ips = append(q.ips, ip)
+			}
+		}
+	}
+	fresh := map[string]inventory.Listed{}
+	asked := map[string]bool{}
+	cluster := fleet.Filter{Name: "tag:" + fleet.TagCluster, Values: []string{d.Cluster}}
+	for k, q := range asks {
+		api, err := d.EC2.Get(ctx, k.Region, k.Profile)
+		if err != nil {
+			return nil, fmt.Errorf("EC2 client for %s: %w", k, err)
+		}
+		for _, f := range []fleet.Filter{{Name: "instance-id", Values: q.ids}, {Name: "tag:" + fleet.TagName, Values: q.names}, {Name: "private-ip-address", Values: q.ips}} {
+			f.Values = slices.Compact(slices.Sorted(slices.Values(f.Values)))
+			if len(f.Values) == 0 {
+				continue
+			}
+			got, err := fleet.Describe(ctx, api, k.Region, cluster, f)
+			if err != nil {
+				sum.EC2Errors[fleet.ErrorCode(err)]++
+				return nil, fmt.Errorf("re-reading instances in %s before acting: %w", k, err)
+			}
+			for _, in := range got {
+				fresh[in.ID] = inventory.Listed{Instance: in, Key: k}
+			}
+		}
+		for _, id := range q.ids {
+			asked[id] = true
+		}
+	}
+	data := v.Data()
+	data.Nodes = nodes
+	var insts []inventory.Listed
+	for _, in := range data.Instances {
+		if f, ok := fresh[in.ID]; ok {
+			insts = append(insts, f)
+			delete(fresh, in.ID)
+		} else if !asked[in.ID] {
+			insts = append(insts, in)
+		}
+		// Asked for and not returned: EC2 no longer lists it.
+	}
+	for _, in := range fresh {
+		insts = append(insts, in)
+	}
+	data.Instances = insts
+	again := PlanActions(d, inventory.Join(d.Config, data), d.now())
+	same := map[string]bool{}
+	for _, a := range again {
+		same[a.id()] = true
+	}
+	var out []Action
+	for _, a := range plan {
+		if same[a.id()] {
+			out = append(out, a)
+		} else {
+			d.log().Info("action dropped: what it acts on changed before the locks were taken", "action", a.String())
+		}
+	}
+	return out, nil
+}
+
+// id identifies an action across two plans.
+func (a Action) id() string {
+	return string(a.Kind) + "\x00" + string(a.Rule) + "\x00" + a.Node + "\x00" + a.Instance
+}
+
+// Planner adds actions to reconcile's plan from the inventory (other rules: capacity back-off,
+// instance health). It must be pure; it sees the actions planned before it so it can leave alone
+// what is already handled.
+type Planner func(v *inventory.View, now time.Time, planned []Action) []Action
+
+// PlanActions decides what to do from the inventory: the built-in rules, then d.Planners. It is
+// pure: no I/O. An instance is terminated at most once, whatever rule asks first.
+func PlanActions(d *Deps, v *inventory.View, now time.Time) []Action {
 	var plan []Action
 	cool := time.Duration(d.Config.CoolDownSeconds) * time.Second
 	grace := time.Duration(d.Config.OrphanGraceSeconds) * time.Second
 	handled := map[string]bool{} // instances already given an action
 	waiting := map[string]bool{} // nodes a dead resume left waiting
-	terminate := func(in fleet.Instance, rule Rule, node, why string) {
+	terminate := func(in inventory.Listed, rule Rule, node, why string) {
 		if handled[in.ID] {
 			return
 		}
 		handled[in.ID] = true
-		plan = append(plan, Action{Kind: ActTerminate, Rule: rule, Node: node, Instance: in.ID, Region: in.Region, Reason: why})
+		plan = append(plan, Action{Kind: ActTerminate, Rule: rule, Node: node, Instance: in.ID, Region: in.Region, Profile: in.Key.Profile, Reason: why})
 	}
-	for i := range v.nodes {
-		n := &v.nodes[i]
+	for _, n := range v.Nodes() {
+		if v.Unknown(n.Name) {
+			continue // its (region, profile) could not be read: nothing is known of it
+		}
 		p := ParseReason(n.Reason)
 		switch {
 		case n.IsDown():
@@ -202,7 +356,7 @@ func PlanActions(d *Deps, v *view, now time.Time) []Action {
 			if !ok {
 				continue // an admin's DOWN, or a cool-down still running: not ours to undo
 			}
-			for _, in := range v.named[n.Name] {
+			for _, in := range v.Of(n.Name) {
 				terminate(in, rule, n.Name, "node "+n.Name+" failed to resume")
 			}
 			switch {
@@ -213,10 +367,10 @@ func PlanActions(d *Deps, v *view, now time.Time) []Action {
 			default:
 				plan = append(plan, Action{Kind: ActPowerDown, Rule: rule, Node: n.Name})
 			}
-		case poweredUp(n) && !n.PoweringUp():
-			claims := v.claims[n.Name]
+		case inventory.PoweredUp(n) && !n.PoweringUp():
+			claims := v.Claims(n.Name)
 			if len(claims) == 0 {
-				reason := vanishedReason(v.gone[n.Name])
+				reason := vanishedReason(v.DeadOf(n.Name))
 				plan = append(plan,
 					Action{Kind: ActDown, Rule: RuleVanished, Node: n.Name, Reason: reason},
 					Action{Kind: ActPowerDown, Rule: RuleVanished, Node: n.Name})
@@ -226,39 +380,37 @@ func PlanActions(d *Deps, v *view, now time.Time) []Action {
 				// `scontrol reconfigure` resets cloud nodes' NodeAddr to slurm.conf's (seen on
 				// 22.05): the Name-tagged instance says where the node is.
 				in := claims[0]
-				plan = append(plan, Action{Kind: ActAddress, Rule: RuleAddressLost, Node: n.Name, Instance: in.ID, Region: in.Region,
+				plan = append(plan, Action{Kind: ActAddress, Rule: RuleAddressLost, Node: n.Name, Instance: in.ID, Region: in.Region, Profile: in.Key.Profile,
 					Addr: in.PrivateIP, Hostname: cmp.Or(in.PrivateDNS, in.PrivateIP)})
 			}
-			if len(claims) == 1 && v.marked[claims[0].ID] && !n.Has("DRAIN") {
-				plan = append(plan, Action{Kind: ActDrain, Rule: RuleSpotNotice, Node: n.Name, Instance: claims[0].ID, Region: claims[0].Region,
+			if len(claims) == 1 && v.Marked(claims[0].ID) && !n.Has("DRAIN") {
+				plan = append(plan, Action{Kind: ActDrain, Rule: RuleSpotNotice, Node: n.Name, Instance: claims[0].ID, Region: claims[0].Region, Profile: claims[0].Key.Profile,
 					Reason: reasonPrefix + "spot interruption notice for " + claims[0].ID})
 			}
 			fallthrough
-		case poweredUp(n):
-			claims := v.claims[n.Name]
-			if len(claims) < 2 {
-				continue
-			}
-			keep := keepOf(n, claims)
-			for _, in := range claims {
-				if in.ID != keep {
-					terminate(in, RuleDuplicate, n.Name, "second instance for "+n.Name+"; keeping "+keep)
-				}
+		case inventory.PoweredUp(n):
+			keep, dups, _ := v.Keep(n.Name, v.Claims(n.Name))
+			for _, in := range dups {
+				terminate(in, RuleDuplicate, n.Name, "second instance for "+n.Name+"; keeping "+keep.ID)
 			}
 		}
 	}
-	for _, in := range v.unclaimed {
+	// Rule 10: a powered-up node's instance without its Name tag gets it back (and its templated
+	// tags), so that losing NodeAddr never makes it look gone.
+	for _, in := range v.Untagged() {
 		if handled[in.ID] {
 			continue
 		}
-		if age := now.Add(v.skew[in.Region]).Sub(in.LaunchTime); age < grace {
-			continue // may be a resume in flight, or a node booting
+		node := v.NodeOf(in.ID)
+		if keep, _, ok := v.Keep(node, v.Claims(node)); ok && keep.ID == in.ID {
+			plan = append(plan, Action{Kind: ActTag, Rule: RuleNameLost, Node: node, Instance: in.ID, Region: in.Region, Profile: in.Key.Profile})
 		}
-		why := "no powered-up node claims it"
-		if in.Node() != "" {
-			why = "its node " + in.Node() + " is powered down"
+	}
+	for _, in := range v.Orphans(now, grace) {
+		if handled[in.ID] {
+			continue
 		}
-		terminate(in, RuleOrphan, in.Node(), why)
+		terminate(in, RuleOrphan, in.Node(), orphanWhy(v, in))
 		// A resume that died between CreateFleet and telling Slurm leaves its nodes powering up
 		// with nothing behind them until ResumeTimeout; the fleet's launch tag names them. Set
 		// them DOWN now (their jobs requeue) and power them down.
@@ -270,8 +422,11 @@ func PlanActions(d *Deps, v *view, now time.Time) []Action {
 			continue
 		}
 		for _, name := range names {
-			n := v.byName[name]
-			if n == nil || waiting[name] || !n.PoweringUp() || n.IsDown() || len(v.claims[name]) > 0 {
+			n := v.Node(name)
+			if n == nil || waiting[name] || !n.PoweringUp() || n.IsDown() || len(v.Claims(name)) > 0 || v.Unknown(name) {
+				continue
+			}
+			if _, _, ok := d.Config.LookupNode(name); !ok {
 				continue
 			}
 			waiting[name] = true
@@ -280,7 +435,38 @@ func PlanActions(d *Deps, v *view, now time.Time) []Action {
 				Action{Kind: ActPowerDown, Rule: RuleLeftWaiting, Node: name})
 		}
 	}
+	for _, p := range d.Planners {
+		for _, a := range p(v, now, plan) {
+			if a.Kind == ActTerminate {
+				if handled[a.Instance] {
+					continue
+				}
+				handled[a.Instance] = true
+			}
+			plan = append(plan, a)
+		}
+	}
 	return plan
+}
+
+// orphanWhy says why an instance is an orphan, truthfully for each case of rules 5, 7 and 9.
+func orphanWhy(v *inventory.View, in inventory.Listed) string {
+	node := in.Node()
+	var why string
+	switch n := v.Node(node); {
+	case node == "":
+		why = "no powered-up node claims it"
+	case n == nil && v.SlurmRead():
+		why = "Slurm has no node " + node
+	case n == nil:
+		why = "no powered-up node claims it"
+	default:
+		why = "its node " + node + " is powered down"
+	}
+	if v.Unconfigured(in.Instance) {
+		why = "node group " + in.Group() + " is not configured; " + why
+	}
+	return why
 }
 
 // downRule tells whether a DOWN node is one reconcile returns to service, and why.
@@ -298,25 +484,8 @@ func downRule(n *slurm.Node, p ParsedReason, now time.Time, cool time.Duration) 
 	return "", false
 }
 
-// keepOf picks the instance to keep among several claiming one node: the one Slurm knows (its
-// NodeAddr), else the oldest.
-func keepOf(n *slurm.Node, claims []fleet.Instance) string {
-	for _, in := range claims {
-		if in.PrivateIP == n.Addr {
-			return in.ID
-		}
-	}
-	oldest := claims[0]
-	for _, in := range claims[1:] {
-		if in.LaunchTime.Before(oldest.LaunchTime) {
-			oldest = in
-		}
-	}
-	return oldest.ID
-}
-
 // vanishedReason names the instance a node lost and EC2's state reason.
-func vanishedReason(gone []fleet.Instance) string {
+func vanishedReason(gone []inventory.Listed) string {
 	if len(gone) == 0 {
 		return reasonPrefix + "no instance found"
 	}
@@ -330,17 +499,25 @@ func vanishedReason(gone []fleet.Instance) string {
 
 // act carries out a plan: terminations per region in batches, Slurm updates grouped by state
 // and reason.
-func (d *Deps) act(ctx context.Context, v *view, plan []Action, sum *ReconcileSummary) []error {
+func (d *Deps) act(ctx context.Context, v *inventory.View, plan []Action, sum *ReconcileSummary) []error {
 	var errs []error
-	terms := map[string][]string{}
+	terms := map[inventory.Key][]string{}
+	tags := map[inventory.Key][]fleet.TagSet{}
 	down := map[string][]string{}  // reason -> nodes
 	drain := map[string][]string{} // reason -> nodes
 	var powerDown, ret []string
 	var addrs []slurm.Address
 	for _, a := range plan {
+		k := inventory.Key{Region: a.Region, Profile: a.Profile}
 		switch a.Kind {
 		case ActTerminate:
-			terms[a.Region] = append(terms[a.Region], a.Instance)
+			terms[k] = append(terms[k], a.Instance)
+		case ActTag:
+			in, ok := v.Instance(a.Instance)
+			g, _, gok := d.Config.LookupNode(a.Node)
+			if ok && gok {
+				tags[k] = append(tags[k], fleet.TagSet{InstanceIDs: []string{in.ID}, Tags: instanceTags(g, a.Node, in.Instance)})
+			}
 		case ActDown:
 			down[a.Reason] = append(down[a.Reason], a.Node)
 		case ActPowerDown:
@@ -353,24 +530,36 @@ func (d *Deps) act(ctx context.Context, v *view, plan []Action, sum *ReconcileSu
 			addrs = append(addrs, slurm.Address{Node: a.Node, Addr: a.Addr, Hostname: a.Hostname})
 		}
 	}
-	regions := make([]string, 0, len(terms))
-	for r := range terms {
-		regions = append(regions, r)
-	}
-	slices.Sort(regions)
-	for _, r := range regions {
-		api := v.apis[r]
-		if api == nil {
-			errs = append(errs, fmt.Errorf("no EC2 client for region %s", r))
+	// Each instance through the client of the (region, profile) that listed it: two accounts in
+	// one region are two clients.
+	keys := slices.Collect(maps.Keys(terms))
+	inventory.SortKeys(keys)
+	for _, k := range keys {
+		api, err := d.EC2.Get(ctx, k.Region, k.Profile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("EC2 client for %s: %w", k, err))
 			continue
 		}
-		_, unknown, err := fleet.Terminate(ctx, api, r, terms[r])
+		_, unknown, err := fleet.Terminate(ctx, api, k.Region, terms[k])
 		if len(unknown) > 0 {
-			d.log().Info("instances already gone", "instances", unknown)
+			d.log().Warn("EC2 no longer knows instances it listed", "region", k.Region, "profile", k.Profile, "instances", unknown)
 		}
 		if err != nil {
 			sum.EC2Errors[fleet.ErrorCode(err)]++
 			errs = append(errs, err)
+		}
+	}
+	keys = slices.Collect(maps.Keys(tags))
+	inventory.SortKeys(keys)
+	for _, k := range keys {
+		api, err := d.EC2.Get(ctx, k.Region, k.Profile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("EC2 client for %s: %w", k, err))
+			continue
+		}
+		if failed, err := fleet.ApplyTags(ctx, api, tags[k], fleet.NewTagLimiter(d.TagsPerSecond)); err != nil {
+			sum.EC2Errors[fleet.ErrorCode(err)]++
+			errs = append(errs, fmt.Errorf("restoring the Name tags of %d instances in %s: %w", len(failed), k, err))
 		}
 	}
 	// Many nodes losing their instances at once (a bulk spot interruption) share one reason per
@@ -396,7 +585,7 @@ func (d *Deps) act(ctx context.Context, v *view, plan []Action, sum *ReconcileSu
 	// down, so slurmctld does not try to resolve their names (see markDown in resume.go).
 	var unaddressed []string
 	for _, a := range plan {
-		if n := v.byName[a.Node]; (a.Kind == ActDown || a.Kind == ActPowerDown) && n != nil && (n.Addr == "" || n.Addr == n.Name) && !slices.Contains(unaddressed, n.Name) {
+		if n := v.Node(a.Node); (a.Kind == ActDown || a.Kind == ActPowerDown) && n != nil && (n.Addr == "" || n.Addr == n.Name) && !slices.Contains(unaddressed, n.Name) {
 			unaddressed = append(unaddressed, n.Name)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
 	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
+	"github.com/slurm-ec2/slurm-ec2/internal/inventory"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
 
@@ -55,12 +56,13 @@ type resumeRun struct {
 	t     *target
 	start time.Time
 	runID string
-	slurm map[string]slurm.Node
+	slurm map[string]slurm.Node // Slurm's configured nodes, by name
+	view  *inventory.View
 
 	mu       sync.Mutex
 	sum      *ResumeSummary
 	problems []error
-	tags     map[regionKey][]fleet.TagSet
+	tags     map[inventory.Key][]fleet.TagSet
 }
 
 func (r *resumeRun) problem(err error) {
@@ -75,7 +77,7 @@ func (r *resumeRun) problem(err error) {
 // of the ResumeProgram); capacity shortfalls are not errors: those nodes are set DOWN with EC2's
 // error code so their jobs go elsewhere at once.
 func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*ResumeSummary, error) {
-	r := &resumeRun{d: d, start: d.now(), runID: randomID(), tags: map[regionKey][]fleet.TagSet{}}
+	r := &resumeRun{d: d, start: d.now(), runID: randomID(), tags: map[inventory.Key][]fleet.TagSet{}}
 	t, err := d.resolve(expr)
 	if err != nil {
 		return nil, err
@@ -97,15 +99,18 @@ func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*Res
 		return nil, err
 	}
 
-	// Slurm's view, read under the locks: NodeAddr of the nodes (to find instances a node already
-	// has) and the reasons that record capacity cool-downs. One call for every node.
+	// The inventory, read under the locks: Slurm's nodes (NodeAddr finds instances a node
+	// already has; reasons record capacity cool-downs) and the live instances of these groups,
+	// one DescribeInstances per (region, profile).
+	v, err := inventory.Load(ctx, d.sources(), inventory.NodesScope(d.Config, t.names, inventory.SlurmBestEffort))
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	r.view = v
 	r.slurm = map[string]slurm.Node{}
-	if nodes, err := d.Slurm.Nodes(ctx); err != nil {
-		log.Warn("could not read Slurm's nodes; checking EC2 tags only for existing instances", "error", err)
-	} else {
-		for _, n := range nodes {
-			r.slurm[n.Name] = n
-		}
+	for _, n := range v.Nodes() {
+		r.slurm[n.Name] = *n
 	}
 	groups := r.skipCoolingDown(ctx)
 	keys, perRegion := byRegion(groups)
@@ -125,15 +130,15 @@ func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*Res
 	tg, tctx := errgroup.WithContext(ctx)
 	for k, sets := range r.tags {
 		tg.Go(func() error {
-			api, err := d.EC2.Get(tctx, k.region, k.profile)
+			api, err := d.EC2.Get(tctx, k.Region, k.Profile)
 			if err != nil {
-				log.Warn("no EC2 client for tagging", "region", k.region, "error", err)
+				log.Warn("no EC2 client for tagging", "region", k.Region, "error", err)
 				return nil
 			}
 			failed, err := fleet.ApplyTags(tctx, api, sets, fleet.NewTagLimiter(d.TagsPerSecond))
 			if err != nil {
 				// The nodes work without their Name tag: suspend and reconcile also match NodeAddr.
-				log.Warn("could not tag some instances with their node names", "region", k.region, "instances", len(failed), "error", err)
+				log.Warn("could not tag some instances with their node names", "region", k.Region, "instances", len(failed), "error", err)
 			}
 			return nil
 		})
@@ -217,48 +222,56 @@ func (r *resumeRun) markDown(ctx context.Context, nodes []string, reason, code s
 }
 
 // resumeRegion handles the groups of one (region, profile).
-func (r *resumeRun) resumeRegion(ctx context.Context, k regionKey, groups []*config.NodeGroup, opts ResumeOptions) {
+func (r *resumeRun) resumeRegion(ctx context.Context, k inventory.Key, groups []*config.NodeGroup, opts ResumeOptions) {
 	d := r.d
 	var all []string
 	for _, g := range groups {
 		all = append(all, r.t.byGroup[g]...)
 	}
-	api, err := d.EC2.Get(ctx, k.region, k.profile)
+	api, err := d.EC2.Get(ctx, k.Region, k.Profile)
 	if err != nil {
-		d.log().Error("no EC2 client", "region", k.region, "profile", k.profile, "error", err)
+		d.log().Error("no EC2 client", "region", k.Region, "profile", k.Profile, "err", err)
 		r.markDown(ctx, all, reasonPrefix+"EC2 client: "+firstLine(err.Error()), "ClientConfig", true)
 		return
 	}
-
-	// Instances that already claim a requested node (a node resumed again after a failed
-	// suspend, or a resume retried) are reused, never doubled.
-	live, err := fleet.Describe(ctx, api, k.region,
-		fleet.Filter{Name: "tag:" + fleet.TagCluster, Values: []string{d.Cluster}},
-		fleet.Filter{Name: "tag:" + fleet.TagNodeGroup, Values: groupNames(groups)},
-		fleet.Filter{Name: "instance-state-name", Values: fleet.LiveStates})
-	if err != nil {
-		// Without this we could launch a second instance for a node: refuse and say so.
-		d.log().Error("could not list our live instances; not launching", "region", k.region, "error", err)
-		r.markDown(ctx, all, reasonPrefix+fleet.ErrorCode(err)+" listing instances", fleet.ErrorCode(err), true)
+	if ferr := r.view.Failed()[k]; ferr != nil {
+		// Without the list we could launch a second instance for a node: refuse and say so.
+		d.log().Error("could not list our live instances; not launching", "region", k.Region, "profile", k.Profile, "err", ferr)
+		r.markDown(ctx, all, reasonPrefix+fleet.ErrorCode(ferr)+" listing instances", fleet.ErrorCode(ferr), true)
 		return
 	}
-	claimed, extra := claims(d.Config, all, r.slurm, live)
+
+	// Instances that already belong to a requested node (a node resumed again after a failed
+	// suspend, or a resume retried) are reused, never doubled (inventory rules 4 and 6).
+	claimed := map[string]fleet.Instance{}
+	var extra []string
+	for _, n := range all {
+		keep, dups, ok := r.view.Keep(n, r.view.Of(n))
+		if !ok {
+			continue
+		}
+		claimed[n] = keep.Instance
+		for _, in := range dups {
+			extra = append(extra, in.ID)
+		}
+	}
 	if len(extra) > 0 {
-		d.log().Warn("terminating extra instances claiming the same node", "region", k.region, "instances", extra)
-		if _, _, err := fleet.Terminate(ctx, api, k.region, extra); err != nil {
-			d.log().Error("could not terminate duplicate instances; reconcile will retry", "error", err)
+		d.log().Warn("terminating extra instances claiming the same node", "region", k.Region, "instances", extra)
+		if _, _, err := fleet.Terminate(ctx, api, k.Region, extra); err != nil {
+			d.log().Error("could not terminate duplicate instances; reconcile will retry", "err", err)
 		}
 	}
 	if len(claimed) > 0 {
 		r.assign(ctx, api, k, claimed, true)
 	}
+	held := r.gate(ctx, groups, claimed)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(d.parallel())
 	for _, grp := range groups {
 		var need []string
 		for _, n := range r.t.byGroup[grp] {
-			if _, ok := claimed[n]; !ok {
+			if _, ok := claimed[n]; !ok && !held[n] {
 				need = append(need, n)
 			}
 		}
@@ -337,7 +350,7 @@ func (r *resumeRun) batches(g *config.NodeGroup, nodes []string, opts ResumeOpti
 }
 
 // launchBatch runs one CreateFleet, tells Slurm the addresses of what came, and sets the rest DOWN.
-func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k regionKey, g *config.NodeGroup, b batch, i int) {
+func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k inventory.Key, g *config.NodeGroup, b batch, i int) {
 	d := r.d
 	spec := r.launchSpec(g, b, i)
 	if !r.d.now().Before(r.launchDeadline()) {
@@ -369,11 +382,11 @@ func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k regionK
 	}
 	var insts []fleet.Instance
 	if len(res.InstanceIDs) > 0 {
-		insts, err = fleet.DescribeIDs(ctx, api, k.region, res.InstanceIDs, 30*time.Second)
+		insts, err = fleet.DescribeIDs(ctx, api, k.Region, res.InstanceIDs, 30*time.Second)
 		if err != nil {
 			// We cannot tell Slurm where these are: take them back rather than leak them.
 			d.log().Error("could not read the new instances' addresses; terminating them", "instances", res.InstanceIDs, "error", err)
-			if _, _, terr := fleet.Terminate(ctx, api, k.region, res.InstanceIDs); terr != nil {
+			if _, _, terr := fleet.Terminate(ctx, api, k.Region, res.InstanceIDs); terr != nil {
 				d.log().Error("could not terminate; reconcile will remove them as orphans", "error", terr)
 			}
 			r.markDown(ctx, b.nodes, reasonPrefix+fleet.ErrorCode(err)+" DescribeInstances", fleet.ErrorCode(err), true)
@@ -392,7 +405,7 @@ func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k regionK
 			ids[j] = in.ID
 		}
 		d.log().Warn("fleet gave more instances than nodes; terminating the extra ones", "instances", ids)
-		if _, _, err := fleet.Terminate(ctx, api, k.region, ids); err != nil {
+		if _, _, err := fleet.Terminate(ctx, api, k.Region, ids); err != nil {
 			d.log().Error("could not terminate extra instances; reconcile will remove them as orphans", "error", err)
 		}
 	}
@@ -459,7 +472,7 @@ func shortfallReason(res fleet.LaunchResult, asked, got int) (reason, code strin
 
 // assign tells Slurm the addresses of nodes' instances and queues their per-instance tags. When
 // Slurm cannot be told, new instances are terminated (an instance without its node is a leak).
-func (r *resumeRun) assign(ctx context.Context, api fleet.EC2API, k regionKey, got map[string]fleet.Instance, reused bool) {
+func (r *resumeRun) assign(ctx context.Context, api fleet.EC2API, k inventory.Key, got map[string]fleet.Instance, reused bool) {
 	d := r.d
 	nodes := make([]string, 0, len(got))
 	for n := range got {
@@ -482,7 +495,7 @@ func (r *resumeRun) assign(ctx context.Context, api fleet.EC2API, k regionKey, g
 			for _, n := range nodes {
 				ids = append(ids, got[n].ID)
 			}
-			if _, _, terr := fleet.Terminate(ctx, api, k.region, ids); terr != nil {
+			if _, _, terr := fleet.Terminate(ctx, api, k.Region, ids); terr != nil {
 				d.log().Error("could not terminate instances Slurm does not know; reconcile will remove them as orphans", "error", terr)
 			}
 		}
@@ -571,49 +584,46 @@ func isTemplated(v string) bool {
 	return strings.Contains(v, "{node_name}") || strings.Contains(v, "{ip_address}") || strings.Contains(v, "{hostname}")
 }
 
-// claims finds, for each node, the live instance that already claims it: by Name tag, or by its
-// private IP being the node's NodeAddr (the Name tag may not be set yet). When several claim one
-// node, the one Slurm knows (NodeAddr) is kept and the others are returned as extra.
-func claims(cfg *config.Config, nodes []string, sl map[string]slurm.Node, live []fleet.Instance) (claimed map[string]fleet.Instance, extra []string) {
-	want := map[string]bool{}
-	for _, n := range nodes {
-		want[n] = true
+// ResumeGate holds nodes back from a launch (rules that come with their own state, such as a
+// capacity back-off or instance health): given the inventory resume loaded under its locks, a
+// group and the nodes of it about to be launched, it returns the nodes not to launch, each with
+// the DOWN reason and the code it is counted under. It must be pure.
+type ResumeGate func(v *inventory.View, g *config.NodeGroup, nodes []string, now time.Time) map[string]Hold
+
+// Hold is why a ResumeGate keeps a node from launching.
+type Hold struct{ Reason, Code string }
+
+// gate applies d.ResumeGate to the nodes of groups without an instance, sets the held ones DOWN,
+// and returns them.
+func (r *resumeRun) gate(ctx context.Context, groups []*config.NodeGroup, claimed map[string]fleet.Instance) map[string]bool {
+	held := map[string]bool{}
+	if r.d.ResumeGate == nil {
+		return held
 	}
-	all := make([]*slurm.Node, 0, len(sl))
-	for name := range sl {
-		n := sl[name]
-		all = append(all, &n)
-	}
-	ix := newAddrIndex(cfg, all)
-	cands := map[string][]fleet.Instance{}
-	for _, in := range live {
-		if !in.Live() {
+	for _, g := range groups {
+		var need []string
+		for _, n := range r.t.byGroup[g] {
+			if _, ok := claimed[n]; !ok {
+				need = append(need, n)
+			}
+		}
+		if len(need) == 0 {
 			continue
 		}
-		node := in.Node()
-		if node == "" {
-			node = ix.lookup(in.PrivateIP, in.Group())
-		}
-		if want[node] {
-			cands[node] = append(cands[node], in)
-		}
-	}
-	claimed = map[string]fleet.Instance{}
-	for n, list := range cands {
-		keep := 0
-		for i, in := range list {
-			if in.PrivateIP == sl[n].Addr {
-				keep = i
+		byReason := map[Hold][]string{}
+		for n, h := range r.d.ResumeGate(r.view, g, need, r.d.now()) {
+			if slices.Contains(need, n) {
+				held[n] = true
+				byReason[h] = append(byReason[h], n)
 			}
 		}
-		claimed[n] = list[keep]
-		for i, in := range list {
-			if i != keep {
-				extra = append(extra, in.ID)
-			}
+		for h, nodes := range byReason {
+			slices.Sort(nodes)
+			r.d.log().Warn("nodes held back from launching", "node_group", g.Name(), "nodes", nodeList(nodes), "code", h.Code, "reason", h.Reason)
+			r.markDown(ctx, nodes, h.Reason, h.Code, true)
 		}
 	}
-	return claimed, extra
+	return held
 }
 
 func randomID() string {

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/inventory"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
 
@@ -33,22 +35,39 @@ type StatusRow struct {
 type Status struct {
 	Rows   []StatusRow    `json:"rows"`
 	Totals map[string]int `json:"totals"`
+	// Unreachable is the EC2 clients ("region" or "region/profile") that could not be read, with
+	// why: their groups' instances are not in Rows.
+	Unreachable map[string]string `json:"unreachable,omitempty"`
 }
 
+// Problems shown for instances.
+const (
+	problemOrphan        = "orphan"
+	problemNotConfigured = "group not configured"
+)
+
 // GetStatus joins both views: one row per node that is not simply powered down, and one per
-// instance no node claims.
-func GetStatus(ctx context.Context, d *Deps) (*Status, error) {
-	v, err := loadView(ctx, d)
+// instance no node of a configured group has. With allRegions, every region EC2 lists is looked
+// at. An unreachable (region, profile) is listed in Unreachable and returned as the error, with
+// the status of everything else.
+func GetStatus(ctx context.Context, d *Deps, allRegions bool) (*Status, error) {
+	v, err := inventory.Load(ctx, d.sources(), inventory.ClusterScope(d.Config, allRegions))
 	if err != nil {
 		return nil, err
 	}
 	now := d.now()
 	cool := time.Duration(d.Config.CoolDownSeconds) * time.Second
 	st := &Status{Totals: map[string]int{}}
-	st.Totals["nodes"] = len(v.nodes)
-	for i := range v.nodes {
-		n := &v.nodes[i]
-		insts := v.named[n.Name]
+	for k, kerr := range v.Failed() {
+		if st.Unreachable == nil {
+			st.Unreachable = map[string]string{}
+		}
+		st.Unreachable[k.String()] = firstLine(kerr.Error())
+	}
+	st.Totals["nodes"] = len(v.Nodes())
+	shown := map[string]bool{}
+	for _, n := range v.Nodes() {
+		insts := v.Of(n.Name)
 		if n.PoweredDown() && !n.IsDown() && len(insts) == 0 && !n.Has("DRAIN") {
 			st.Totals["powered_down"]++
 			continue
@@ -58,34 +77,42 @@ func GetStatus(ctx context.Context, d *Deps) (*Status, error) {
 			st.Rows = append(st.Rows, StatusRow{Node: n.Name, SlurmState: stateString(n), Reason: n.Reason, Problem: problem})
 		}
 		for _, in := range insts {
-			st.Rows = append(st.Rows, row(n.Name, stateString(n), n.Reason, in, problem))
+			shown[in.ID] = true
+			p := problem
+			if v.Unconfigured(in.Instance) {
+				p = problemNotConfigured
+			}
+			st.Rows = append(st.Rows, row(n.Name, stateString(n), n.Reason, in.Instance, p))
 		}
 	}
-	named := map[string]bool{}
-	for _, list := range v.named {
-		for _, in := range list {
-			named[in.ID] = true
-		}
-	}
-	for _, in := range v.unclaimed {
-		if named[in.ID] {
+	for _, in := range v.Live() {
+		if shown[in.ID] {
 			continue
 		}
-		st.Rows = append(st.Rows, row(in.Node(), "-", "", in, "orphan"))
-	}
-	for _, in := range v.instances {
-		if in.Live() {
-			st.Totals["instances_"+in.Lifecycle]++
-			st.Totals["instances"]++
+		switch {
+		case v.Unconfigured(in.Instance):
+			// Rule 9: kept while Slurm has its node powered up, an orphan after that.
+			state := "-"
+			if n := v.Node(v.NodeOf(in.ID)); n != nil {
+				state = stateString(n)
+			}
+			st.Rows = append(st.Rows, row(in.Node(), state, "", in.Instance, problemNotConfigured))
+		case v.NodeOf(in.ID) == "" || !inventory.PoweredUp(v.Node(v.NodeOf(in.ID))):
+			st.Rows = append(st.Rows, row(in.Node(), "-", "", in.Instance, problemOrphan))
 		}
+	}
+	for _, in := range v.Live() {
+		st.Totals["instances_"+in.Lifecycle]++
+		st.Totals["instances"]++
 	}
 	for _, r := range st.Rows {
 		if r.Problem != "" {
 			st.Totals["problems"]++
 		}
 	}
+	st.Totals["unreachable"] = len(st.Unreachable)
 	slices.SortStableFunc(st.Rows, func(a, b StatusRow) int { return strings.Compare(a.Node, b.Node) })
-	return st, nil
+	return st, v.Err()
 }
 
 func row(node, state, reason string, in fleet.Instance, problem string) StatusRow {
@@ -98,9 +125,12 @@ func stateString(n *slurm.Node) string {
 }
 
 // nodeProblem names what is wrong with a node, "" when nothing is.
-func nodeProblem(n *slurm.Node, v *view, now time.Time, cool time.Duration) string {
+func nodeProblem(n *slurm.Node, v *inventory.View, now time.Time, cool time.Duration) string {
 	p := ParseReason(n.Reason)
+	claims := v.Claims(n.Name)
 	switch {
+	case v.Unknown(n.Name):
+		return "EC2 unreachable"
 	case n.IsDown() && p.IsCapacity():
 		if rule, done := downRule(n, p, now, cool); !done && rule == RuleCoolDownEnd {
 			return "cool-down"
@@ -110,11 +140,11 @@ func nodeProblem(n *slurm.Node, v *view, now time.Time, cool time.Duration) stri
 		return "failed resume"
 	case n.IsDown():
 		return "down"
-	case poweredUp(n) && !n.PoweringUp() && len(v.claims[n.Name]) == 0:
+	case inventory.PoweredUp(n) && !n.PoweringUp() && len(claims) == 0:
 		return "missing instance"
-	case len(v.claims[n.Name]) > 1:
+	case len(claims) > 1:
 		return "duplicate"
-	case !poweredUp(n) && len(v.named[n.Name]) > 0:
+	case !inventory.PoweredUp(n) && len(v.Of(n.Name)) > 0:
 		return "instance of powered-down node"
 	}
 	return ""
@@ -135,10 +165,18 @@ func (s *Status) WriteTable(w io.Writer, now time.Time) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%d nodes (%d powered down, %d shown), %d live instances (%d on-demand, %d spot), %d problems\n",
+	if _, err := fmt.Fprintf(w, "\n%d nodes (%d powered down, %d shown), %d live instances (%d on-demand, %d spot), %d problems\n",
 		s.Totals["nodes"], s.Totals["powered_down"], len(s.Rows), s.Totals["instances"],
-		s.Totals["instances_on-demand"], s.Totals["instances_spot"], s.Totals["problems"])
-	return err
+		s.Totals["instances_on-demand"], s.Totals["instances_spot"], s.Totals["problems"]); err != nil {
+		return err
+	}
+	keys := slices.Sorted(maps.Keys(s.Unreachable))
+	for _, k := range keys {
+		if _, err := fmt.Fprintf(w, "EC2 %s unreachable (its node groups are not shown): %s\n", k, s.Unreachable[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WriteJSON prints the status as JSON.

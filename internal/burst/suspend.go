@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/inventory"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
 
@@ -43,15 +41,17 @@ func ResumeFail(ctx context.Context, d *Deps, expr string) (*SuspendSummary, err
 	if sum == nil {
 		return nil, err
 	}
-	var with, without []string
+	var with, without, unknown []string
 	for _, n := range sum.nodes {
-		if st, known := sum.slurm[n]; known && !st.IsDown() {
+		if st := sum.slurmNode(n); st != nil && !st.IsDown() {
 			// Returned to service meanwhile (a reconcile ran at ResumeTimeout too): do not
 			// take it down again.
 			continue
 		}
 		if _, ok := found[n]; ok {
 			with = append(with, n)
+		} else if sum.view != nil && sum.view.Unknown(n) {
+			unknown = append(unknown, n)
 		} else {
 			without = append(without, n)
 		}
@@ -70,29 +70,32 @@ func ResumeFail(ctx context.Context, d *Deps, expr string) (*SuspendSummary, err
 			errs = append(errs, fmt.Errorf("could not leave a reason on %s: %w", nodeList(without), uerr))
 		}
 	}
+	if len(unknown) > 0 {
+		if uerr := d.Slurm.Update(ctx, unknown, slurm.StateDown, reasonPrefix+"resume failed (node did not register in time); EC2 unreachable, instance not checked"); uerr != nil {
+			errs = append(errs, fmt.Errorf("could not leave a reason on %s: %w", nodeList(unknown), uerr))
+		}
+	}
 	return &sum.SuspendSummary, errors.Join(errs...)
 }
 
 type terminateSummary struct {
 	SuspendSummary
-	nodes []string              // our nodes of the request
-	slurm map[string]slurm.Node // Slurm's view of every node, read under the locks (nil if unread)
+	nodes []string        // our nodes of the request
+	view  *inventory.View // the inventory read under the locks (nil when no node was ours)
 }
 
-// regionFind is the instances found in one (region, profile) for the nodes asked.
-type regionFind struct {
-	k      regionKey
-	api    fleet.EC2API
-	groups []*config.NodeGroup
-	nodes  []string
-	insts  []fleet.Instance
-	err    error
+// slurmNode is Slurm's view of a node as read under the locks, nil if unread or unknown.
+func (s *terminateSummary) slurmNode(name string) *slurm.Node {
+	if s.view == nil || !s.view.SlurmRead() {
+		return nil
+	}
+	return s.view.Node(name)
 }
 
-// terminateNodes finds the live instances of the nodes, within our cluster tag only, and
-// terminates them. It returns, per node, the instance ids it terminated. Instances are found by
-// their Name tag first; Slurm's NodeAddr is read (one call, every node) only when a node has no
-// named instance, or when needStates asks for Slurm's view anyway.
+// terminateNodes terminates the live instances of the nodes (inventory rule 4: Name tag, else an
+// unambiguous NodeAddr), within our cluster tag only, through the client of the (region,
+// profile) that listed each. It returns, per node, the instance ids it terminated. needStates
+// asks for Slurm's view even when every node has a named instance.
 func terminateNodes(ctx context.Context, d *Deps, expr, verb string, needStates bool) (*terminateSummary, map[string][]string, error) {
 	start := d.now()
 	t, err := d.resolve(expr)
@@ -115,61 +118,41 @@ func terminateNodes(ctx context.Context, d *Deps, expr, verb string, needStates 
 		}
 		defer unlock()
 
-		keys, perRegion := byRegion(t.groups)
-		finds := make([]*regionFind, len(keys))
-		for i, k := range keys {
-			f := &regionFind{k: k, groups: perRegion[k]}
-			for _, g := range f.groups {
-				f.nodes = append(f.nodes, t.byGroup[g]...)
-			}
-			finds[i] = f
+		mode := inventory.SlurmIfNeeded
+		if needStates {
+			mode = inventory.SlurmBestEffort
 		}
-		eachRegion(ctx, d, finds, func(ctx context.Context, f *regionFind) {
-			if f.api, f.err = d.EC2.Get(ctx, f.k.region, f.k.profile); f.err == nil {
-				f.insts, f.err = findByName(ctx, d, f)
+		v, err := inventory.Load(ctx, d.sources(), inventory.NodesScope(d.Config, sum.nodes, mode))
+		if err != nil {
+			return nil, nil, err
+		}
+		sum.view = v
+		if err := v.Err(); err != nil {
+			errs = append(errs, err)
+		}
+		ids := map[inventory.Key][]string{}
+		for _, n := range sum.nodes {
+			for _, in := range v.Of(n) {
+				found[n] = append(found[n], in.ID)
+				ids[in.Key] = append(ids[in.Key], in.ID)
 			}
-		})
-
-		// Nodes without a named instance may have one not yet named (a resume still tagging):
-		// Slurm's NodeAddr finds it.
-		var ix *addrIndex
-		addrs := map[string]string{}
-		if needStates || anyUnnamed(finds) {
-			all, err := d.Slurm.Nodes(ctx)
-			if err != nil {
-				d.log().Warn("could not read NodeAddr from Slurm; finding instances by Name tag only", "error", err)
-			} else {
-				sum.slurm = map[string]slurm.Node{}
-			}
-			ptrs := make([]*slurm.Node, len(all))
-			for i := range all {
-				ptrs[i] = &all[i]
-				addrs[all[i].Name] = all[i].Addr
-				if sum.slurm != nil {
-					sum.slurm[all[i].Name] = all[i]
+		}
+		var mu sync.Mutex
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(d.parallel())
+		for k, list := range ids {
+			g.Go(func() error {
+				n, err := terminateIn(gctx, d, k, list)
+				mu.Lock()
+				defer mu.Unlock()
+				sum.Terminated += n
+				if err != nil {
+					errs = append(errs, err)
 				}
-			}
-			ix = newAddrIndex(d.Config, ptrs)
-			eachRegion(ctx, d, finds, func(ctx context.Context, f *regionFind) {
-				if f.err == nil && len(f.nodes) <= fleet.MaxFilterValues {
-					f.err = findByAddress(ctx, d, f, addrs)
-				}
+				return nil
 			})
 		}
-
-		var mu sync.Mutex
-		eachRegion(ctx, d, finds, func(ctx context.Context, f *regionFind) {
-			got, n, err := terminateFound(ctx, d, f, ix)
-			mu.Lock()
-			defer mu.Unlock()
-			for node, ids := range got {
-				found[node] = append(found[node], ids...)
-			}
-			sum.Terminated += n
-			if err != nil {
-				errs = append(errs, err)
-			}
-		})
+		_ = g.Wait()
 	}
 	var none []string
 	for _, n := range sum.nodes {
@@ -187,128 +170,20 @@ func terminateNodes(ctx context.Context, d *Deps, expr, verb string, needStates 
 	return sum, found, errors.Join(errs...)
 }
 
-// eachRegion runs fn for every region at once, bounded by d.parallel().
-func eachRegion(ctx context.Context, d *Deps, finds []*regionFind, fn func(context.Context, *regionFind)) {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(d.parallel())
-	for _, f := range finds {
-		g.Go(func() error {
-			fn(gctx, f)
-			return nil
-		})
-	}
-	_ = g.Wait()
-}
-
-// anyUnnamed reports whether a node lacks a named instance, or an unnamed instance turned up.
-func anyUnnamed(finds []*regionFind) bool {
-	for _, f := range finds {
-		named := map[string]bool{}
-		for _, in := range f.insts {
-			if in.Node() == "" {
-				return true
-			}
-			named[in.Node()] = true
-		}
-		for _, n := range f.nodes {
-			if !named[n] {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func clusterFilters(d *Deps) []fleet.Filter {
-	return []fleet.Filter{
-		{Name: "tag:" + fleet.TagCluster, Values: []string{d.Cluster}},
-		{Name: "instance-state-name", Values: fleet.LiveStates},
-	}
-}
-
-// findByName lists the live instances of our cluster named for the nodes, in as few
-// DescribeInstances calls as the filter limits allow: one by Name tag when the nodes fit in one
-// filter, else every live instance of the node groups, page by page.
-func findByName(ctx context.Context, d *Deps, f *regionFind) ([]fleet.Instance, error) {
-	if len(f.nodes) > fleet.MaxFilterValues {
-		return fleet.Describe(ctx, f.api, f.k.region, append(clusterFilters(d), fleet.Filter{Name: "tag:" + fleet.TagNodeGroup, Values: groupNames(f.groups)})...)
-	}
-	return fleet.Describe(ctx, f.api, f.k.region, append(clusterFilters(d), fleet.Filter{Name: "tag:" + fleet.TagName, Values: f.nodes})...)
-}
-
-// findByAddress adds the live instances whose private IP is the NodeAddr of a node that has no
-// named instance.
-func findByAddress(ctx context.Context, d *Deps, f *regionFind, addrs map[string]string) error {
-	named := map[string]bool{}
-	for _, in := range f.insts {
-		named[in.Node()] = true
-	}
-	var ips []string
-	for _, n := range f.nodes {
-		if a := addrs[n]; !named[n] && a != "" && a != n && isIP(a) {
-			ips = append(ips, a)
-		}
-	}
-	if len(ips) == 0 {
-		return nil
-	}
-	byIP, err := fleet.Describe(ctx, f.api, f.k.region, append(clusterFilters(d),
-		fleet.Filter{Name: "tag:" + fleet.TagNodeGroup, Values: groupNames(f.groups)},
-		fleet.Filter{Name: "private-ip-address", Values: ips})...)
+// terminateIn terminates instances of one (region, profile).
+func terminateIn(ctx context.Context, d *Deps, k inventory.Key, ids []string) (int, error) {
+	api, err := d.EC2.Get(ctx, k.Region, k.Profile)
 	if err != nil {
-		return err
-	}
-	seen := map[string]bool{}
-	for _, in := range f.insts {
-		seen[in.ID] = true
-	}
-	for _, in := range byIP {
-		if !seen[in.ID] {
-			f.insts = append(f.insts, in)
-		}
-	}
-	return nil
-}
-
-// terminateFound terminates the found instances that belong to the nodes asked: by Name tag, or
-// (unnamed) by an unambiguous NodeAddr.
-func terminateFound(ctx context.Context, d *Deps, f *regionFind, ix *addrIndex) (map[string][]string, int, error) {
-	if f.err != nil {
-		return nil, 0, fmt.Errorf("finding instances in %s: %w", f.k.region, f.err)
-	}
-	want := map[string]bool{}
-	for _, n := range f.nodes {
-		want[n] = true
-	}
-	found := map[string][]string{}
-	var ids []string
-	for _, in := range f.insts {
-		node := in.Node()
-		if node == "" && ix != nil {
-			node = ix.lookup(in.PrivateIP, in.Group())
-		}
-		if !want[node] || !in.Live() {
-			continue
-		}
-		found[node] = append(found[node], in.ID)
-		ids = append(ids, in.ID)
-	}
-	if len(ids) == 0 {
-		return found, 0, nil
+		return 0, fmt.Errorf("EC2 client for %s: %w", k, err)
 	}
 	slices.Sort(ids)
-	done, unknown, err := fleet.Terminate(ctx, f.api, f.k.region, ids)
+	done, unknown, err := fleet.Terminate(ctx, api, k.Region, ids)
 	if len(unknown) > 0 {
 		d.log().Warn("EC2 no longer knows some instances", "instances", unknown)
 	}
 	if err != nil {
-		return found, len(done), err
+		return len(done), err
 	}
-	d.log().Debug("terminated", "region", f.k.region, "instances", len(done))
-	return found, len(done), nil
-}
-
-func isIP(s string) bool {
-	_, err := netip.ParseAddr(strings.TrimSpace(s))
-	return err == nil
+	d.log().Debug("terminated", "region", k.Region, "profile", k.Profile, "instances", len(done))
+	return len(done), nil
 }

@@ -45,6 +45,7 @@ var actions = map[string]handler{
 	"DescribeInstanceTypes":          (*Sim).describeInstanceTypes,
 	"DescribeSpotInstanceRequests":   (*Sim).describeSpotInstanceRequests,
 	"GetConsoleOutput":               (*Sim).getConsoleOutput,
+	"DescribeRegions":                (*Sim).describeRegions,
 }
 
 // credentialRE pulls access key and region from a SigV4 Authorization header.

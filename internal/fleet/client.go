@@ -27,6 +27,8 @@ type EC2API interface {
 	DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
 	DescribeLaunchTemplates(ctx context.Context, in *ec2.DescribeLaunchTemplatesInput, opts ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
 	DescribeSpotInstanceRequests(ctx context.Context, in *ec2.DescribeSpotInstanceRequestsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSpotInstanceRequestsOutput, error)
+	// Inventory (issue 13): the regions `reconcile --all-regions` sweeps.
+	DescribeRegions(ctx context.Context, in *ec2.DescribeRegionsInput, opts ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error)
 }
 
 var _ EC2API = (*ec2.Client)(nil)
@@ -202,4 +204,42 @@ func (l *logged) DescribeSpotInstanceRequests(ctx context.Context, in *ec2.Descr
 	}
 	l.done(ctx, "DescribeSpotInstanceRequests", start, err, "requests", n)
 	return out, err
+}
+
+func (l *logged) DescribeRegions(ctx context.Context, in *ec2.DescribeRegionsInput, opts ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error) {
+	start := time.Now()
+	out, err := l.api.DescribeRegions(ctx, in, opts...)
+	n := 0
+	if out != nil {
+		n = len(out.Regions)
+	}
+	l.done(ctx, "DescribeRegions", start, err, "regions", n)
+	return out, err
+}
+
+// Optional calls are those we can do without (spot interruption notices): a failing one must not
+// hold a run up for the SDK's full retry schedule (12 attempts with backoff up to 20 s).
+const (
+	OptionalAttempts = 2
+	OptionalTimeout  = 5 * time.Second
+)
+
+// Optional returns the SDK call option giving one call the small retry budget of optional calls.
+// Callers also bound the call with context.WithTimeout(ctx, OptionalTimeout).
+func Optional() func(*ec2.Options) {
+	return func(o *ec2.Options) { o.RetryMaxAttempts = OptionalAttempts }
+}
+
+// AsOptional wraps a client so that every call made through it has the optional calls' retry
+// budget.
+func AsOptional(api EC2API) EC2API { return optionalAPI{api} }
+
+type optionalAPI struct{ EC2API }
+
+func (o optionalAPI) DescribeSpotInstanceRequests(ctx context.Context, in *ec2.DescribeSpotInstanceRequestsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSpotInstanceRequestsOutput, error) {
+	return o.EC2API.DescribeSpotInstanceRequests(ctx, in, append(opts, Optional())...)
+}
+
+func (o optionalAPI) DescribeRegions(ctx context.Context, in *ec2.DescribeRegionsInput, opts ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error) {
+	return o.EC2API.DescribeRegions(ctx, in, append(opts, Optional())...)
 }

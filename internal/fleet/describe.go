@@ -152,3 +152,20 @@ func DescribeIDs(ctx context.Context, api EC2API, region string, ids []string, w
 	}
 	return out, nil
 }
+
+// Regions lists the regions EC2 says the account can use (DescribeRegions without AllRegions:
+// the enabled ones, "opt-in-not-required" or "opted-in"; regions not opted in hold no instances).
+// Source: Amazon EC2 API Reference, DescribeRegions.
+func Regions(ctx context.Context, api EC2API) ([]string, error) {
+	out, err := api.DescribeRegions(ctx, &ec2.DescribeRegionsInput{})
+	if err != nil {
+		return nil, fmt.Errorf("listing EC2 regions: %w", err)
+	}
+	var names []string
+	for _, r := range out.Regions {
+		if n := aws.ToString(r.RegionName); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names, nil
+}
