@@ -1,0 +1,336 @@
+package burst
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/slurm-ec2/slurm-ec2/internal/config"
+	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
+	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
+)
+
+// The acting side of backoff.go: what resume, resume-fail, reconcile and release do with the
+// decisions. Each function is one well-located hook of its use case.
+
+// jobCommenter tells a pending job why its nodes do not come; *slurm.Client satisfies it.
+type jobCommenter interface {
+	SetJobAdminComment(ctx context.Context, jobID int64, comment string) error
+}
+
+var _ jobCommenter = (*slurm.Client)(nil)
+
+// maxJobComments bounds the scontrol calls one run spends on explaining jobs.
+const maxJobComments = 50
+
+// explainJobs sets the AdminComment of the jobs of SLURM_RESUME_FILE that asked for any of
+// nodes (set DOWN by the back-off): Slurm shows them "Nodes required for job are DOWN, DRAINED
+// or reserved..." as their Reason, and `scontrol show job` shows the comment with the cause.
+// Best effort: a failure is logged, never fatal.
+func (d *Deps) explainJobs(ctx context.Context, resumeFile []byte, nodes []string, comment string) {
+	jc, ok := d.Slurm.(jobCommenter)
+	if !ok || len(resumeFile) == 0 || len(nodes) == 0 {
+		return
+	}
+	_, jobs, err := ParseResumeFile(resumeFile)
+	if err != nil {
+		return
+	}
+	want := map[string]bool{}
+	for _, n := range nodes {
+		want[n] = true
+	}
+	done := 0
+	for _, j := range jobs {
+		names, err := hostlist.Expand(j.Nodes)
+		if err != nil || !slices.ContainsFunc(names, func(n string) bool { return want[n] }) {
+			continue
+		}
+		if done == maxJobComments {
+			d.log().Warn("more jobs wait for held nodes than one run explains", "limit", maxJobComments)
+			return
+		}
+		done++
+		if err := jc.SetJobAdminComment(ctx, j.JobID, comment); err != nil {
+			d.log().Warn("could not tell a job why its nodes do not come", "job", j.JobID, "err", err)
+		}
+	}
+}
+
+// jobComment is the AdminComment of a job whose nodes the back-off took.
+func jobComment(group string, r failureRecord) string {
+	what := "backing off"
+	if r.Held() {
+		what = "held"
+	}
+	return fmt.Sprintf("slurm-ec2: node group %s %s after %d %s failure(s) in a row (%s); nodes DOWN until %s; see 'sinfo -R' and 'slurm-ec2 status'",
+		group, what, r.Count, r.Kind, cleanDetail(r.Detail), r.Until.UTC().Format(time.RFC3339))
+}
+
+// gateGroups is resume's hook: for each group asked, the back-off decides which nodes launch.
+// Nodes that may not launch are set DOWN with the group's record (and their jobs told why);
+// a held group's probe moves the next probe time on every holder. It returns the groups left
+// to launch (with r.t.byGroup cut to the nodes that launch) and the failure count to tag each
+// group's instances with.
+func (r *resumeRun) gateGroups(ctx context.Context, groups []*config.NodeGroup, resumeFile []byte) ([]*config.NodeGroup, map[*config.NodeGroup]int) {
+	if len(r.slurm) == 0 {
+		return groups, nil // Slurm unread: nothing is known of failures
+	}
+	nodes := make([]slurm.Node, 0, len(r.slurm))
+	for _, n := range r.slurm {
+		nodes = append(nodes, n)
+	}
+	fs := readFailures(r.d.Config, nodes)
+	p := r.d.backOffPolicy()
+	now := r.d.now()
+	tags := map[*config.NodeGroup]int{}
+	var out []*config.NodeGroup
+	for _, g := range groups {
+		gf := fs[g.Name()]
+		// Nodes that already have a live instance are reused, never gated.
+		var need, have []string
+		for _, n := range r.t.byGroup[g] {
+			if r.view != nil && len(r.view.Of(n)) > 0 {
+				have = append(have, n)
+			} else {
+				need = append(need, n)
+			}
+		}
+		gate := gateLaunch(gf, need, now, p)
+		gate.Launch = append(have, gate.Launch...)
+		if len(gate.Down) > 0 {
+			r.d.log().Warn("node group backing off after failed launches or boots; nodes set DOWN without launching",
+				"node_group", g.Name(), "nodes", nodeList(gate.Down), "failures", gf.Count, "until", gf.Until.UTC().Format(time.RFC3339), "reason", gate.Reason)
+			r.markDown(ctx, gate.Down, gate.Reason, "BackOff", true)
+			rec, _ := parseBackOffReason(gate.Reason)
+			r.d.explainJobs(ctx, resumeFile, gate.Down, jobComment(g.Name(), rec))
+		}
+		if len(gate.Restamp) > 0 {
+			if err := r.d.Slurm.Update(ctx, gate.Restamp, slurm.StateDown, gate.Reason); err != nil {
+				r.d.log().Warn("could not move the next probe time of a held group", "node_group", g.Name(), "err", err)
+			}
+		}
+		if gate.Probe {
+			r.d.log().Info("held node group: probing with one node", "node_group", g.Name(), "node", gate.Launch[0], "failures", gf.Count)
+		}
+		r.t.byGroup[g] = gate.Launch
+		if gate.Tag > 0 {
+			tags[g] = gate.Tag
+		}
+		if len(gate.Launch) > 0 {
+			out = append(out, g)
+		}
+	}
+	return out, tags
+}
+
+// failureTags are the launch tags that carry a group's failure count to its instances.
+func failureTags(count int) []types.Tag {
+	if count <= 0 {
+		return nil
+	}
+	return []types.Tag{fleet.T(tagFailures, strconv.Itoa(count))}
+}
+
+// launchFailed is resume's hook for a CreateFleet that launched nothing: an error retrying
+// cannot fix starts (or continues) the group's back-off; it returns false for any other error,
+// which the caller handles as before.
+func (r *resumeRun) launchFailed(ctx context.Context, g *config.NodeGroup, nodes []string, code, detail string, resumeFile []byte) bool {
+	if !fleet.IsPermanent(code) {
+		return false
+	}
+	var gf *groupFailures
+	if len(r.slurm) > 0 {
+		all := make([]slurm.Node, 0, len(r.slurm))
+		for _, n := range r.slurm {
+			all = append(all, n)
+		}
+		gf = readFailures(r.d.Config, all)[g.Name()]
+	}
+	rec := recordFailure(gf, kindLaunch, code, -1, r.d.now(), r.d.backOffPolicy())
+	reason := backOffReason(g.Name(), rec)
+	r.d.log().Error("CreateFleet failed with an error retrying cannot fix; node group backs off",
+		"node_group", g.Name(), "nodes", nodeList(nodes), "code", code, "failures", rec.Count, "held", rec.Held(),
+		"until", rec.Until.UTC().Format(time.RFC3339), "err", firstLine(detail), "look_at", lookAt(code))
+	r.markDown(ctx, nodes, reason, code, true)
+	r.d.explainJobs(ctx, resumeFile, nodes, jobComment(g.Name(), rec))
+	return true
+}
+
+// allPermanent reports whether every per-override error of a fleet that launched nothing is
+// one retrying cannot fix (an AMI that does not exist fails every override alike).
+func allPermanent(errs []fleet.LaunchError) (string, bool) {
+	if len(errs) == 0 {
+		return "", false
+	}
+	for _, e := range errs {
+		if !fleet.IsPermanent(e.Code) {
+			return "", false
+		}
+	}
+	return errs[0].Code, true
+}
+
+// lookAt tells the operator where to look for an error code.
+func lookAt(code string) string {
+	switch fleet.ClassOf(code) {
+	case fleet.ClassPermission:
+		return "the head node's IAM permissions (slurm-ec2 iam-policy) and the account's state"
+	case fleet.ClassConfig:
+		return "the node group's launch template, image, subnets and overrides (slurm-ec2 validate --aws)"
+	}
+	return "the instance's console output (in this log) and the compute node's slurmd"
+}
+
+// recordBootFailures is resume-fail's hook: the nodes that missed ResumeTimeout get their
+// group's record, one failure more per group and call. It logs the last console lines of one
+// failed instance per group: what an operator needs to see why the image does not boot.
+func (d *Deps) recordBootFailures(ctx context.Context, nodes []string, view map[string]slurm.Node, found map[string][]string) error {
+	byGroup := map[*config.NodeGroup][]string{}
+	var order []*config.NodeGroup
+	for _, n := range nodes {
+		if st, known := view[n]; known && !st.IsDown() {
+			continue // returned to service meanwhile
+		}
+		g, _, ok := d.Config.LookupNode(n)
+		if !ok {
+			continue
+		}
+		if _, seen := byGroup[g]; !seen {
+			order = append(order, g)
+		}
+		byGroup[g] = append(byGroup[g], n)
+	}
+	all := make([]slurm.Node, 0, len(view))
+	for _, n := range view {
+		all = append(all, n)
+	}
+	fs := readFailures(d.Config, all)
+	p := d.backOffPolicy()
+	var errs []error
+	for _, g := range order {
+		names := byGroup[g]
+		detail := names[0] + " never registered with Slurm within ResumeTimeout"
+		var inst string
+		if ids := found[names[0]]; len(ids) > 0 {
+			inst = ids[0]
+			detail = names[0] + " (" + inst + ") never registered with Slurm within ResumeTimeout"
+		}
+		rec := recordFailure(fs[g.Name()], kindBoot, detail, -1, d.now(), p)
+		reason := backOffReason(g.Name(), rec)
+		attrs := []any{"node_group", g.Name(), "nodes", nodeList(names), "failures", rec.Count, "held", rec.Held(),
+			"until", rec.Until.UTC().Format(time.RFC3339), "look_at", lookAt("")}
+		if inst != "" {
+			attrs = append(attrs, "instance", inst, "console", d.consoleTail(ctx, g, inst))
+		}
+		d.log().Error("nodes did not register with Slurm in time; node group backs off", attrs...)
+		if err := d.Slurm.Update(ctx, names, slurm.StateDown, reason); err != nil {
+			errs = append(errs, fmt.Errorf("could not leave the back-off reason on %s: %w", nodeList(names), err))
+		}
+	}
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+// consoleLines is how much of a failed instance's console goes into the log.
+const consoleLines = 5
+
+// consoleTail reads the last lines of an instance's console for the log (best effort: a
+// missing permission or an instance without output gives a short note instead).
+func (d *Deps) consoleTail(ctx context.Context, g *config.NodeGroup, id string) string {
+	api, err := d.EC2.Get(ctx, g.Region, g.ProfileName)
+	if err != nil {
+		return "no EC2 client: " + firstLine(err.Error())
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	lines, err := fleet.ConsoleTail(ctx, api, id, consoleLines)
+	switch {
+	case err != nil:
+		return "unavailable: " + fleet.ErrorCode(err)
+	case len(lines) == 0:
+		return "empty"
+	}
+	return strings.Join(lines, " | ")
+}
+
+// Release ends the back-off or hold of node groups at once (`slurm-ec2 release GROUP`): every
+// node DOWN with a back-off reason returns to service, and the count is zero again. It
+// returns the nodes released.
+func Release(ctx context.Context, d *Deps, groups []string) ([]string, error) {
+	for _, g := range groups {
+		if _, ok := d.Config.NodeGroup(g); !ok {
+			return nil, fmt.Errorf("%q is not a node group of partitions.json (node groups are named <PartitionName>-<NodeGroupName>)", g)
+		}
+	}
+	unlock, err := d.lockGroups(ctx, groups)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	nodes, err := d.Slurm.Nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading Slurm's nodes: %w", err)
+	}
+	fs := readFailures(d.Config, nodes)
+	var names []string
+	for _, g := range groups {
+		if gf := fs[g]; gf != nil {
+			names = append(names, gf.Holders...)
+		}
+	}
+	if len(names) == 0 {
+		d.log().Info("release: no node is held", "node_groups", strings.Join(groups, ","))
+		return nil, nil
+	}
+	if err := d.Slurm.Update(ctx, names, slurm.StateResume, ""); err != nil {
+		return nil, fmt.Errorf("returning %s to service: %w", nodeList(names), err)
+	}
+	d.log().Info("released node groups from back-off", "node_groups", strings.Join(groups, ","), "nodes", nodeList(names), "count", len(names))
+	return names, nil
+}
+
+// writeBackOffMetrics adds the node groups' failures to reconcile's metrics.
+func writeBackOffMetrics(b *strings.Builder, groups []GroupBackOff, now time.Time) {
+	gauge := func(name, help string) {
+		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
+	}
+	gauge("slurm_ec2_node_group_failures", "Failed launches or boots in a row of each node group (0: none).")
+	for _, g := range groups {
+		fmt.Fprintf(b, "slurm_ec2_node_group_failures{node_group=%q} %d\n", g.Group, g.Failures)
+	}
+	gauge("slurm_ec2_node_group_held", "1 when the node group is held after HoldAfterFailures failures in a row.")
+	for _, g := range groups {
+		held := 0
+		if g.Held {
+			held = 1
+		}
+		fmt.Fprintf(b, "slurm_ec2_node_group_held{node_group=%q} %d\n", g.Group, held)
+	}
+	gauge("slurm_ec2_node_group_backoff_seconds", "Seconds until the node group may launch again (held: until its next probe).")
+	for _, g := range groups {
+		left := 0.0
+		if g.Failures > 0 && g.Until.After(now) {
+			left = g.Until.Sub(now).Seconds()
+		}
+		fmt.Fprintf(b, "slurm_ec2_node_group_backoff_seconds{node_group=%q} %.0f\n", g.Group, left)
+	}
+}
+
+// logBackOff is a helper for a structured log of a group's state (status, reconcile).
+func logBackOff(log *slog.Logger, g GroupBackOff) {
+	if g.Failures == 0 {
+		return
+	}
+	log.Warn("node group has failed launches or boots", "node_group", g.Group, "failures", g.Failures, "held", g.Held,
+		"kind", g.Kind, "detail", g.Detail, "until", g.Until.UTC().Format(time.RFC3339), "nodes_down", g.Nodes)
+}
