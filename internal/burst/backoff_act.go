@@ -14,6 +14,7 @@ import (
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
 	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
+	"github.com/slurm-ec2/slurm-ec2/internal/inventory"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
 
@@ -192,13 +193,10 @@ func lookAt(code string) string {
 // recordBootFailures is resume-fail's hook: the nodes that missed ResumeTimeout get their
 // group's record, one failure more per group and call. It logs the last console lines of one
 // failed instance per group: what an operator needs to see why the image does not boot.
-func (d *Deps) recordBootFailures(ctx context.Context, nodes []string, view map[string]slurm.Node, found map[string][]string) error {
+func (d *Deps) recordBootFailures(ctx context.Context, nodes []string, v *inventory.View, found map[string][]string) error {
 	byGroup := map[*config.NodeGroup][]string{}
 	var order []*config.NodeGroup
 	for _, n := range nodes {
-		if st, known := view[n]; known && !st.IsDown() {
-			continue // returned to service meanwhile
-		}
 		g, _, ok := d.Config.LookupNode(n)
 		if !ok {
 			continue
@@ -208,9 +206,11 @@ func (d *Deps) recordBootFailures(ctx context.Context, nodes []string, view map[
 		}
 		byGroup[g] = append(byGroup[g], n)
 	}
-	all := make([]slurm.Node, 0, len(view))
-	for _, n := range view {
-		all = append(all, n)
+	var all []slurm.Node
+	if v != nil {
+		for _, n := range v.Nodes() {
+			all = append(all, *n)
+		}
 	}
 	fs := readFailures(d.Config, all)
 	p := d.backOffPolicy()
@@ -223,7 +223,16 @@ func (d *Deps) recordBootFailures(ctx context.Context, nodes []string, view map[
 			inst = ids[0]
 			detail = names[0] + " (" + inst + ") never registered with Slurm within ResumeTimeout"
 		}
-		rec := recordFailure(fs[g.Name()], kindBoot, detail, -1, d.now(), p)
+		// Instances launched at the same count are one try (their tag says which).
+		at := -1
+		for _, n := range names {
+			for _, id := range found[n] {
+				if in, ok := instanceOf(v, id); ok {
+					at = max(at, failuresTag(in))
+				}
+			}
+		}
+		rec := recordFailure(fs[g.Name()], kindBoot, detail, at, d.now(), p)
 		reason := backOffReason(g.Name(), rec)
 		attrs := []any{"node_group", g.Name(), "nodes", nodeList(names), "failures", rec.Count, "held", rec.Held(),
 			"until", rec.Until.UTC().Format(time.RFC3339), "look_at", lookAt("")}
@@ -239,6 +248,14 @@ func (d *Deps) recordBootFailures(ctx context.Context, nodes []string, view map[
 		return errs[0]
 	}
 	return nil
+}
+
+func instanceOf(v *inventory.View, id string) (fleet.Instance, bool) {
+	if v == nil {
+		return fleet.Instance{}, false
+	}
+	l, ok := v.Instance(id)
+	return l.Instance, ok
 }
 
 // consoleLines is how much of a failed instance's console goes into the log.
