@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -350,4 +351,102 @@ func logBackOff(log *slog.Logger, g GroupBackOff) {
 	}
 	log.Warn("node group has failed launches or boots", "node_group", g.Group, "failures", g.Failures, "held", g.Held,
 		"kind", g.Kind, "detail", g.Detail, "until", g.Until.UTC().Format(time.RFC3339), "nodes_down", g.Nodes)
+}
+
+// backOffActions is reconcile's back-off rule (built in, after the other rules): per group,
+// count the boots that missed ResumeTimeout, end the failures when a node registered, hold,
+// probe, and return what the back-off no longer needs. Pure and deterministic (config order,
+// sorted nodes), as reconcile's re-check under the locks requires.
+func backOffActions(d *Deps, v *inventory.View, now time.Time) []Action {
+	p := d.backOffPolicy()
+	var nodes []slurm.Node
+	for _, n := range v.Nodes() {
+		if !v.Unknown(n.Name) {
+			nodes = append(nodes, *n)
+		}
+	}
+	fs := readFailures(d.Config, nodes)
+	timed := map[string]map[string]int{}
+	for i := range nodes {
+		n := &nodes[i]
+		g, _, ok := d.Config.LookupNode(n.Name)
+		if !ok {
+			continue
+		}
+		gf := fs[g.Name()]
+		switch {
+		case n.IsDown() && strings.HasPrefix(n.Reason, resumeTimeoutReason):
+			// Slurm's own reason: no ResumeFailProgram, or it has not run yet. The instance's
+			// tag (live, or dead but still listed) says at which count it was launched.
+			at := -1
+			for _, in := range v.Of(n.Name) {
+				at = max(at, failuresTag(in.Instance))
+			}
+			if dead := v.DeadOf(n.Name); len(dead) > 0 {
+				at = max(at, failuresTag(dead[0].Instance))
+			}
+			if timed[g.Name()] == nil {
+				timed[g.Name()] = map[string]int{}
+			}
+			timed[g.Name()][n.Name] = at
+		case inventory.PoweredUp(n) && !n.PoweringUp() && !n.IsDown() && n.Responding():
+			for _, in := range v.Claims(n.Name) {
+				if in.LaunchTime.After(gf.Healthy) {
+					gf.Healthy = in.LaunchTime
+				}
+			}
+		}
+	}
+	var plan []Action
+	for _, g := range d.Config.NodeGroups() {
+		gf := fs[g.Name()]
+		if gf == nil {
+			continue
+		}
+		bp := planBackOff(gf, timed[g.Name()], now, p)
+		owned := slices.Sorted(maps.Keys(bp.Handled))
+		for _, name := range owned {
+			// A node the back-off keeps DOWN has no business with an instance.
+			if slices.Contains(bp.Return, name) {
+				continue
+			}
+			for _, in := range v.Of(name) {
+				plan = append(plan, Action{Kind: ActTerminate, Rule: RuleBackOff, Node: name, Instance: in.ID, Region: in.Region,
+					Profile: in.Key.Profile, Reason: "node " + name + " is DOWN for its group's back-off"})
+			}
+			if n := v.Node(name); n != nil && !n.PoweredDown() && !n.PoweringDown() {
+				plan = append(plan, Action{Kind: ActPowerDown, Rule: RuleBackOff, Node: name})
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(bp.Down)) {
+			rule := RuleBackOff
+			if r, _ := parseBackOffReason(bp.Down[name]); r.Held() {
+				rule = RuleHold
+			}
+			plan = append(plan, Action{Kind: ActDown, Rule: rule, Node: name, Reason: bp.Down[name]})
+		}
+		for _, name := range bp.Return {
+			rule := RuleBackOffOver
+			switch {
+			case bp.Reset:
+				rule = RuleBackOffReset
+			case name == bp.Probe:
+				rule = RuleProbe
+			}
+			plan = append(plan, Action{Kind: ActReturn, Rule: rule, Node: name})
+		}
+	}
+	return plan
+}
+
+// ownedByBackOff reports a DOWN node whose fate the back-off rule decides: its reason is a
+// back-off record, or Slurm's ResumeTimeout (a failed boot, counted by the back-off).
+func ownedByBackOff(n *slurm.Node) bool {
+	if !n.IsDown() {
+		return false
+	}
+	if _, ok := parseBackOffReason(n.Reason); ok {
+		return true
+	}
+	return strings.HasPrefix(n.Reason, resumeTimeoutReason)
 }

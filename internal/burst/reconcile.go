@@ -45,6 +45,12 @@ const (
 	RuleLeftWaiting  Rule = "resume-died"     // a resume died after launching: its nodes wait for nothing
 	RuleAddressLost  Rule = "address-lost"    // Slurm lost the node's address (scontrol reconfigure resets it)
 	RuleNameLost     Rule = "name-lost"       // a powered-up node's instance has no Name tag
+	// Failed launches and boots (backoff.go).
+	RuleBackOff      Rule = "back-off"       // a failed boot counted, or a node kept DOWN by its group's back-off
+	RuleHold         Rule = "hold"           // the group is held: its idle nodes go DOWN
+	RuleProbe        Rule = "probe"          // a held group's probe: one node back in service
+	RuleBackOffOver  Rule = "back-off-over"  // the back-off ended: nodes back in service (one keeps the count)
+	RuleBackOffReset Rule = "back-off-reset" // a node of the group registered: failures over
 )
 
 // Action is one step of a reconcile plan.
@@ -351,6 +357,8 @@ func PlanActions(d *Deps, v *inventory.View, now time.Time) []Action {
 		}
 		p := ParseReason(n.Reason)
 		switch {
+		case n.IsDown() && ownedByBackOff(n):
+			continue // the back-off rule below decides (backoff.go)
 		case n.IsDown():
 			rule, ok := downRule(n, p, now, cool)
 			if !ok {
@@ -434,6 +442,15 @@ func PlanActions(d *Deps, v *inventory.View, now time.Time) []Action {
 				Action{Kind: ActDown, Rule: RuleLeftWaiting, Node: name, Reason: reasonPrefix + "resume did not finish; its instance " + in.ID + " never reached Slurm"},
 				Action{Kind: ActPowerDown, Rule: RuleLeftWaiting, Node: name})
 		}
+	}
+	for _, a := range backOffActions(d, v, now) {
+		if a.Kind == ActTerminate {
+			if handled[a.Instance] {
+				continue
+			}
+			handled[a.Instance] = true
+		}
+		plan = append(plan, a)
 	}
 	for _, p := range d.Planners {
 		for _, a := range p(v, now, plan) {
@@ -565,6 +582,9 @@ func (d *Deps) act(ctx context.Context, v *inventory.View, plan []Action, sum *R
 	// Many nodes losing their instances at once (a bulk spot interruption) share one reason per
 	// EC2 state reason, so Slurm gets a few calls, not one per node.
 	down = mergeReasons(down, func(r string) string {
+		if _, ok := parseBackOffReason(r); ok {
+			return r // a group's back-off record: already one reason per group
+		}
 		if i := strings.LastIndex(r, " ("); i > 0 {
 			return reasonPrefix + "instance gone" + r[i:]
 		}
