@@ -401,9 +401,9 @@ type GroupBackOff struct {
 	Nodes    int       `json:"nodes_down"` // nodes the back-off holds DOWN
 }
 
-// BackOffState reads every node group's failures from Slurm's nodes, in config order; groups
+// backOffState reads every node group's failures from Slurm's nodes, in config order; groups
 // without failures are included with Failures 0.
-func BackOffState(cfg *config.Config, nodes []slurm.Node, p backOffPolicy) []GroupBackOff {
+func backOffState(cfg *config.Config, nodes []slurm.Node, p backOffPolicy) []GroupBackOff {
 	fs := readFailures(cfg, nodes)
 	var out []GroupBackOff
 	for _, g := range cfg.NodeGroups() {

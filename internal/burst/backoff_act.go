@@ -3,6 +3,7 @@ package burst
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -449,4 +450,37 @@ func ownedByBackOff(n *slurm.Node) bool {
 		return true
 	}
 	return strings.HasPrefix(n.Reason, resumeTimeoutReason)
+}
+
+// nodesOf copies the configured nodes of a view whose EC2 side was read.
+func nodesOf(v *inventory.View) []slurm.Node {
+	var out []slurm.Node
+	for _, n := range v.Nodes() {
+		if !v.Unknown(n.Name) {
+			out = append(out, *n)
+		}
+	}
+	return out
+}
+
+// writeBackOffTable prints the node groups with failures under status's table.
+func writeBackOffTable(w io.Writer, groups []GroupBackOff, now time.Time) error {
+	for _, g := range groups {
+		if g.Failures == 0 {
+			continue
+		}
+		what, when := "backing off", "launches wait until"
+		if g.Held {
+			what, when = "HELD", "next probe"
+		}
+		left := ""
+		if g.Until.After(now) {
+			left = " (in " + g.Until.Sub(now).Round(time.Second).String() + ")"
+		}
+		if _, err := fmt.Fprintf(w, "node group %s %s: %d %s failure(s) in a row (%s); %d nodes DOWN; %s %s%s; release now: slurm-ec2 release %s\n",
+			g.Group, what, g.Failures, g.Kind, g.Detail, g.Nodes, when, g.Until.UTC().Format(time.RFC3339), left, g.Group); err != nil {
+			return err
+		}
+	}
+	return nil
 }

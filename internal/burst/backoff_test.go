@@ -391,7 +391,7 @@ func TestBackOffSimulationNeverBoots(t *testing.T) {
 		if s.launched > 3 {
 			t.Fatalf("6 cycles of a node that never boots launched %d instances, want at most 3", s.launched)
 		}
-		st := BackOffState(s.cfg, s.list(), testPolicy)[0]
+		st := backOffState(s.cfg, s.list(), testPolicy)[0]
 		if !st.Held || st.Failures != 3 {
 			t.Fatalf("after 6 cycles: %+v, want held after 3 failures", st)
 		}
@@ -417,7 +417,7 @@ func TestBackOffSimulationNeverBoots(t *testing.T) {
 		for range 8 {
 			s.cycle()
 		}
-		st = BackOffState(s.cfg, s.list(), testPolicy)[0]
+		st = backOffState(s.cfg, s.list(), testPolicy)[0]
 		if st.Failures != 0 {
 			t.Fatalf("after the image was fixed: %+v, want no failures", st)
 		}

@@ -107,6 +107,8 @@ type ReconcileSummary struct {
 	// For metrics: nodes by Slurm state, instances by "lifecycle/state".
 	NodeStates     map[string]int
 	InstanceCounts map[string]int
+	// BackOff is each node group's failures in a row, back-off and hold (backoff.go).
+	BackOff []GroupBackOff
 }
 
 // resumeTimeoutReason is the reason Slurm (21.08+) sets on a node that did not register within
@@ -160,6 +162,10 @@ func Reconcile(ctx context.Context, d *Deps, opts ReconcileOptions) (*ReconcileS
 	}
 	sum.Nodes, sum.Instances = len(v.Nodes()), len(v.Instances())
 	sum.observe(v)
+	sum.BackOff = backOffState(d.Config, nodesOf(v), d.backOffPolicy())
+	for _, g := range sum.BackOff {
+		logBackOff(d.log(), g)
+	}
 	plan := PlanActions(d, v, d.now())
 	if opts.DryRun {
 		sum.setPlan(plan)
