@@ -2,6 +2,7 @@ package burst
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -172,6 +173,7 @@ type groupFailures struct {
 	Since   time.Time // when the newest record was written (Slurm's reason time)
 	Holders []string  // DOWN nodes that carry a record, sorted
 	Idle    []string  // powered-down nodes that are not DOWN: Slurm may still give them jobs
+	Stale   []string  // holders whose record is older than the group's (fewer failures)
 	// Healthy is the launch time of the newest instance whose node registered (up, responding);
 	// set by the caller that knows instances (reconcile).
 	Healthy time.Time
@@ -181,6 +183,7 @@ type groupFailures struct {
 // with no record are absent unless they have nodes; callers use Count == 0 for "no failures".
 func readFailures(cfg *config.Config, nodes []slurm.Node) map[string]*groupFailures {
 	out := map[string]*groupFailures{}
+	counts := map[string]int{}
 	for i := range nodes {
 		n := &nodes[i]
 		g, _, ok := cfg.LookupNode(n.Name)
@@ -196,6 +199,7 @@ func readFailures(cfg *config.Config, nodes []slurm.Node) map[string]*groupFailu
 		switch {
 		case ok && n.IsDown():
 			gf.Holders = append(gf.Holders, n.Name)
+			counts[n.Name] = r.Count
 			if r.Count > gf.Count || (r.Count == gf.Count && r.Until.After(gf.Until)) {
 				gf.failureRecord = r
 			}
@@ -209,6 +213,11 @@ func readFailures(cfg *config.Config, nodes []slurm.Node) map[string]*groupFailu
 	for _, gf := range out {
 		slices.Sort(gf.Holders)
 		slices.Sort(gf.Idle)
+		for _, h := range gf.Holders {
+			if counts[h] < gf.Count {
+				gf.Stale = append(gf.Stale, h)
+			}
+		}
 	}
 	return out
 }
@@ -372,7 +381,28 @@ func planBackOff(gf *groupFailures, timedOut map[string]int, now time.Time, p ba
 	}
 	slices.Sort(plan.Return)
 	plan.Return = slices.Compact(plan.Return)
+	if r.Held() && !plan.Reset {
+		// Every holder of a held group says so, with the group's record (sinfo -R shows one
+		// cause); the next probe time is the record's.
+		reason := backOffReason(gf.Group, r)
+		if d, ok := plan.Down[firstKey(plan.Down)]; ok {
+			reason = d
+		}
+		for _, h := range gf.Stale {
+			if _, ok := plan.Down[h]; !ok && !slices.Contains(plan.Return, h) {
+				plan.Down[h] = reason
+			}
+		}
+	}
 	return plan
+}
+
+func firstKey(m map[string]string) string {
+	keys := slices.Sorted(maps.Keys(m))
+	if len(keys) == 0 {
+		return ""
+	}
+	return keys[0]
 }
 
 func sortedKeysOf2(m map[string]int) []string {

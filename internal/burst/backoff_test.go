@@ -135,7 +135,7 @@ func TestReadFailures(t *testing.T) {
 		idleNode("aws-node-1"), downNode("aws-node-3", "admin says no", t0), idleNode("other-node-0")}
 	gf := readFailures(cfg, nodes)["aws-node"]
 	want := &groupFailures{Group: "aws-node", failureRecord: failureRecord{Count: 2, HoldAfter: 3, Kind: kindLaunch, Detail: "b", Until: t0.Add(time.Hour)},
-		Since: t0.Add(-time.Minute), Holders: []string{"aws-node-0", "aws-node-2"}, Idle: []string{"aws-node-1"}}
+		Since: t0.Add(-time.Minute), Holders: []string{"aws-node-0", "aws-node-2"}, Idle: []string{"aws-node-1"}, Stale: []string{"aws-node-2"}}
 	if diff := cmp.Diff(want, gf, cmp.AllowUnexported(groupFailures{})); diff != "" {
 		t.Fatalf("readFailures (-want +got):\n%s", diff)
 	}
