@@ -314,7 +314,9 @@ type backOffPlan struct {
 //     in service (an idle one, else a holder returned) for Slurm to give a job to;
 //   - backing off and due: every holder but one (the keeper of the count) returns; the keeper
 //     too when the group has no idle node left;
-//   - backing off, not due: holders stay DOWN.
+//   - backing off, not due: holders stay DOWN;
+//   - not held, and no new failure for BackOffMaxSeconds after the back-off ended: forgotten,
+//     every holder returns.
 func planBackOff(gf *groupFailures, timedOut map[string]int, now time.Time, p backOffPolicy) backOffPlan {
 	plan := backOffPlan{Down: map[string]string{}, Handled: map[string]bool{}}
 	if gf == nil {
@@ -349,6 +351,12 @@ func planBackOff(gf *groupFailures, timedOut map[string]int, now time.Time, p ba
 	}
 	r := cur.failureRecord
 	if r.Count == 0 {
+		return plan
+	}
+	if len(timedOut) == 0 && !r.Held() && now.After(r.Until.Add(p.max)) {
+		// No failure for BackOffMaxSeconds after the back-off ended: the failures were not "in a
+		// row" with anything; forget them (nothing stays DOWN for good without a new failure).
+		plan.Return = slices.Clone(cur.Holders)
 		return plan
 	}
 	switch {
@@ -446,4 +454,11 @@ func backOffState(cfg *config.Config, nodes []slurm.Node, p backOffPolicy) []Gro
 		out = append(out, gb)
 	}
 	return out
+}
+
+// BackOffRecord reads a node reason written by the back-off: whether the group is held, and
+// until when launches (held: the next probe) wait. ok is false for any other reason.
+func BackOffRecord(reason string) (held bool, until time.Time, ok bool) {
+	r, ok := parseBackOffReason(reason)
+	return r.Held(), r.Until, ok
 }

@@ -249,6 +249,18 @@ func TestPlanBackOff(t *testing.T) {
 					t.Fatalf("plan = %+v", p)
 				}
 			}},
+		"no failure for a whole max back-off after it ended: forgotten": {&groupFailures{Group: "a", failureRecord: rec(2, t0.Add(-31*time.Minute)), Holders: []string{"a-0", "a-1"}, Idle: []string{"a-2"}},
+			nil, func(t *testing.T, p backOffPlan) {
+				if !slices.Equal(p.Return, []string{"a-0", "a-1"}) || len(p.Down) != 0 {
+					t.Fatalf("plan = %+v", p)
+				}
+			}},
+		"held is never forgotten": {&groupFailures{Group: "a", failureRecord: rec(3, t0.Add(-time.Hour)), Holders: []string{"a-0", "a-1"}},
+			nil, func(t *testing.T, p backOffPlan) {
+				if !slices.Equal(p.Return, []string{"a-0"}) || p.Probe != "a-0" {
+					t.Fatalf("plan = %+v", p)
+				}
+			}},
 		"back-off running: nothing moves": {&groupFailures{Group: "a", failureRecord: rec(2, t0.Add(time.Second)), Holders: []string{"a-0", "a-1"}},
 			nil, func(t *testing.T, p backOffPlan) {
 				if len(p.Return) != 0 || len(p.Down) != 0 || !p.Handled["a-1"] {
