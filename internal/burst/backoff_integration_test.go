@@ -1,8 +1,11 @@
 package burst
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +62,8 @@ func resumeFileFor(job int, node string) []byte {
 // resume-fail → reconcile → resume for a node whose instance never boots, CreateFleet is called
 // at most 3 times; the group ends held, with every node DOWN and a reason that says why.
 func TestBackOffNeverBootsCycles(t *testing.T) {
-	e := newTestEnv(t, "")
+	metrics := filepath.Join(t.TempDir(), "metrics.prom")
+	e := newTestEnv(t, `, "MetricsFile": "`+metrics+`"`)
 	ctx := context.Background()
 	e.now = time.Now()
 	resumeTimeout := e.deps.resumeTimeout()
@@ -122,6 +126,39 @@ func TestBackOffNeverBootsCycles(t *testing.T) {
 	// The other groups were never touched.
 	if n := e.fake.Node("aws-spot-0"); n.IsDown() {
 		t.Errorf("aws-spot-0 DOWN: %q", n.Reason)
+	}
+
+	// status and the metrics say so.
+	st, err := GetStatus(ctx, e.deps, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := st.WriteTable(&table, e.now); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "node group aws-ondemand HELD: 3 boot failure(s) in a row") ||
+		!strings.Contains(table.String(), "release now: slurm-ec2 release aws-ondemand") {
+		t.Errorf("status does not show the hold:\n%s", table.String())
+	}
+	var ondemand GroupBackOff
+	for _, g := range st.NodeGroups {
+		if g.Group == "aws-ondemand" {
+			ondemand = g
+		}
+	}
+	if !ondemand.Held || ondemand.Failures != 3 || ondemand.Nodes != 10 {
+		t.Errorf("status node group = %+v", ondemand)
+	}
+	prom, err := os.ReadFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`slurm_ec2_node_group_failures{node_group="aws-ondemand"} 3`, `slurm_ec2_node_group_held{node_group="aws-ondemand"} 1`,
+		`slurm_ec2_node_group_held{node_group="aws-spot"} 0`} {
+		if !strings.Contains(string(prom), w) {
+			t.Errorf("metrics lack %q:\n%s", w, prom)
+		}
 	}
 
 	// Fixing the image: the probe boots, its node registers, reconcile ends the hold and gives
