@@ -484,3 +484,66 @@ func writeBackOffTable(w io.Writer, groups []GroupBackOff, now time.Time) error 
 	}
 	return nil
 }
+
+// pendingLister lists pending jobs; *slurm.Client satisfies it.
+type pendingLister interface {
+	PendingJobs(ctx context.Context) ([]slurm.PendingJob, error)
+}
+
+var _ pendingLister = (*slurm.Client)(nil)
+
+// explainHeld is reconcile's hook after acting: when it held a group (or took more of its nodes),
+// the jobs pending in the group's partition are told why, with the group's record. Jobs a
+// resume already told about a back-off get the newer word. Best effort.
+func (d *Deps) explainHeld(ctx context.Context, plan []Action) {
+	jc, ok1 := d.Slurm.(jobCommenter)
+	pl, ok2 := d.Slurm.(pendingLister)
+	if !ok1 || !ok2 {
+		return
+	}
+	held := map[string]failureRecord{} // partition -> record of a group held in it
+	var heldGroups []string
+	for _, a := range plan {
+		if a.Kind != ActDown || a.Rule != RuleHold {
+			continue
+		}
+		g, _, ok := d.Config.LookupNode(a.Node)
+		r, rok := parseBackOffReason(a.Reason)
+		if !ok || !rok || slices.Contains(heldGroups, g.Name()) {
+			continue
+		}
+		heldGroups = append(heldGroups, g.Name())
+		held[g.Partition] = r
+	}
+	if len(held) == 0 {
+		return
+	}
+	jobs, err := pl.PendingJobs(ctx)
+	if err != nil {
+		d.log().Warn("could not list pending jobs to tell them a node group is held", "err", err)
+		return
+	}
+	done := 0
+	for _, j := range jobs {
+		for _, p := range j.Partitions {
+			r, ok := held[p]
+			if !ok {
+				continue
+			}
+			group := ""
+			for _, g := range heldGroups {
+				if ng, _ := d.Config.NodeGroup(g); ng != nil && ng.Partition == p {
+					group = g
+				}
+			}
+			if done == maxJobComments {
+				return
+			}
+			done++
+			if err := jc.SetJobAdminComment(ctx, j.ID, jobComment(group, r)); err != nil {
+				d.log().Warn("could not tell a job why its nodes do not come", "job", j.ID, "err", err)
+			}
+			break
+		}
+	}
+}

@@ -198,6 +198,7 @@ func Reconcile(ctx context.Context, d *Deps, opts ReconcileOptions) (*ReconcileS
 	}
 	sum.setPlan(plan)
 	errs = append(errs, d.act(ctx, v, plan, sum)...)
+	d.explainHeld(ctx, plan)
 	sum.Duration = d.now().Sub(start)
 	attrs := []any{"nodes", sum.Nodes, "instances", sum.Instances, "actions", len(plan),
 		"slurm_calls", sum.SlurmCalls, "unreachable", len(sum.Unreachable), "seconds", fmt.Sprintf("%.2f", sum.Duration.Seconds())}

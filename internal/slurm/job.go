@@ -28,3 +28,38 @@ func (c *Client) SetJobAdminComment(ctx context.Context, jobID int64, comment st
 	}
 	return nil
 }
+
+// PendingJob is a job waiting to start.
+type PendingJob struct {
+	ID         int64
+	Partitions []string // the partitions it may run in
+}
+
+// PendingJobs lists the pending jobs with `squeue -h -t PENDING -o %i|%P` (one line per job;
+// a job submitted to several partitions lists them comma-separated).
+func (c *Client) PendingJobs(ctx context.Context) ([]PendingJob, error) {
+	out, err := c.run(ctx, "squeue", "-h", "-t", "PENDING", "-o", "%i|%P")
+	if err != nil {
+		return nil, err
+	}
+	return ParsePendingJobs(out), nil
+}
+
+// ParsePendingJobs reads PendingJobs' squeue output; lines it cannot read are skipped. Array
+// jobs print "12_[3-5]": their id is the array's job id.
+func ParsePendingJobs(out []byte) []PendingJob {
+	var jobs []PendingJob
+	for _, line := range strings.Split(string(out), "\n") {
+		id, parts, ok := strings.Cut(strings.TrimSpace(line), "|")
+		if !ok {
+			continue
+		}
+		id, _, _ = strings.Cut(id, "_")
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil || n <= 0 || parts == "" {
+			continue
+		}
+		jobs = append(jobs, PendingJob{ID: n, Partitions: strings.Split(parts, ",")})
+	}
+	return jobs
+}

@@ -25,3 +25,28 @@ func TestSetJobAdminComment(t *testing.T) {
 		t.Fatal("job 0 accepted")
 	}
 }
+
+func TestParsePendingJobs(t *testing.T) {
+	out := []byte("12|aws\n13|aws,onprem\n14_[1-3]|aws\nnot a job\n|aws\n0|aws\n15|\n")
+	got := slurm.ParsePendingJobs(out)
+	want := []slurm.PendingJob{{ID: 12, Partitions: []string{"aws"}}, {ID: 13, Partitions: []string{"aws", "onprem"}}, {ID: 14, Partitions: []string{"aws"}}}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || !slices.Equal(got[i].Partitions, want[i].Partitions) {
+			t.Fatalf("job %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func FuzzParsePendingJobs(f *testing.F) {
+	f.Add([]byte("12|aws\n13|aws,onprem\n14_[1-3]|aws\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, j := range slurm.ParsePendingJobs(b) {
+			if j.ID <= 0 || len(j.Partitions) == 0 {
+				t.Fatalf("bad job %+v from %q", j, b)
+			}
+		}
+	})
+}
