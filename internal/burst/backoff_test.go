@@ -320,11 +320,6 @@ func (s *simGroup) setDown(name, reason string) {
 	n.State, n.Flags, n.Reason, n.ReasonTime = "DOWN", []string{"CLOUD", "POWERED_DOWN"}, reason, time.Now()
 }
 
-func (s *simGroup) resumeNode(name string) {
-	n := s.nodes[name]
-	n.State, n.Flags, n.Reason, n.ReasonTime = "IDLE", []string{"CLOUD"}, "", time.Time{}
-}
-
 // schedule picks the node Slurm would power up for a one-node job.
 func (s *simGroup) schedule() string {
 	for _, n := range s.list() {
