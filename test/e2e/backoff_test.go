@@ -8,44 +8,47 @@ import (
 	"time"
 )
 
-// TestBackOffSlurmFacts records what Slurm 22.05 does with the reasons and job comments the
-// back-off relies on: a reason set on a node that is not DOWN, across a power-up, and what a
-// pending job shows when the nodes it could use are DOWN.
+// TestBackOffSlurmFacts checks what Slurm does with the reasons and job comments the back-off
+// relies on (internal/slurm/job.go): a reason set on a node that is not DOWN is dropped, so the
+// count lives on DOWN nodes; a pending job whose nodes are all DOWN says so in its Reason; an
+// administrator's AdminComment on a pending job is shown by `scontrol show job`; `scontrol
+// notify` refuses pending jobs.
 func TestBackOffSlurmFacts(t *testing.T) {
 	c, ctx := start(t, Config{ResumeTimeout: 30})
-	show := func(what string, prog string, args ...string) string {
+	run := func(prog string, args ...string) (string, error) {
 		out, err := c.Slurm(ctx, prog, args...)
-		t.Logf("%s: %s %s -> err=%v\n%s", what, prog, strings.Join(args, " "), err, out)
-		return out
+		t.Logf("%s %s -> err=%v\n%s", prog, strings.Join(args, " "), err, out)
+		return out, err
 	}
-	show("reason on idle~", "scontrol", "update", "nodename=aws-ondemand-0", "reason=slurm-ec2: memo test")
-	show("node after reason", "scontrol", "-o", "show", "node", "aws-ondemand-0")
-	show("down+resume", "scontrol", "update", "nodename=aws-ondemand-1", "state=down", "reason=x")
-	show("resume", "scontrol", "update", "nodename=aws-ondemand-1", "state=resume")
-	show("reason after resume", "scontrol", "update", "nodename=aws-ondemand-1", "reason=slurm-ec2: memo 2")
-	show("node 1", "scontrol", "-o", "show", "node", "aws-ondemand-1")
-	id, err := c.Sbatch(ctx, "hostname", "-N1", "-w", "aws-ondemand-0", outFlag(c))
+	if _, err := run("scontrol", "update", "nodename=aws-ondemand-0", "reason=slurm-ec2: memo"); err != nil {
+		t.Fatalf("reason on an idle node refused: %v", err)
+	}
+	if out, _ := run("scontrol", "-o", "show", "node", "aws-ondemand-0"); strings.Contains(out, "slurm-ec2: memo") {
+		t.Errorf("Slurm kept a reason on a node that is not DOWN; the back-off could keep its count there")
+	}
+	if _, err := run("scontrol", "update", "nodename=aws-ondemand-[0-9],aws-spot-[0-99]", "state=down", "reason=slurm-ec2: held 3/3: boot failure (test)"); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.Sbatch(ctx, "hostname", "-N1", "-p", "aws", outFlag(c))
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
-	show("node 0 powering up", "scontrol", "-o", "show", "node", "aws-ondemand-0")
-	waitJobState(t, ctx, c, id, 90*time.Second, "COMPLETED")
-	show("node 0 after job", "scontrol", "-o", "show", "node", "aws-ondemand-0")
-	// Every node of the partition DOWN: what does a pending job say?
-	show("all down", "scontrol", "update", "nodename=aws-ondemand-[0-9],aws-spot-[0-99]", "state=down", "reason=slurm-ec2: held 3/3: boot failure (test)")
-	id2, err := c.Sbatch(ctx, "hostname", "-N1", "-p", "aws", outFlag(c))
-	if err != nil {
-		t.Fatal(err)
+	waitFor(t, ctx, 30*time.Second, "the job's reason", func() (bool, string) {
+		out, _ := c.Slurm(ctx, "squeue", "-h", "-o", "%r", "-j", id)
+		return strings.Contains(out, "Nodes required for job are DOWN"), out
+	})
+	if _, err := run("scontrol", "update", "jobid="+id, "admincomment=slurm-ec2: node group aws-ondemand held"); err != nil {
+		t.Fatalf("AdminComment refused: %v", err)
 	}
-	time.Sleep(5 * time.Second)
-	show("squeue", "squeue", "-o", "%i %T %r")
-	show("admincomment", "scontrol", "update", "jobid="+id2, "admincomment=slurm-ec2: node group aws-ondemand held")
-	show("comment", "scontrol", "update", "jobid="+id2, "comment=slurm-ec2: x")
-	show("job", "scontrol", "-o", "show", "job", id2)
-	show("squeue comment", "squeue", "-o", "%i %T %r %k", "-j", id2)
-	show("squeue admin", "squeue", "-O", "JobID,Reason,AdminComment", "-j", id2)
-	show("notify", "scontrol", "notify", id2, "slurm-ec2: held")
+	if out, _ := run("scontrol", "-o", "show", "job", id); !strings.Contains(out, "AdminComment=slurm-ec2: node group aws-ondemand held") {
+		t.Errorf("AdminComment not shown by scontrol show job")
+	}
+	if out, _ := run("squeue", "-h", "-t", "PENDING", "-o", "%i|%P"); !strings.Contains(out, id+"|aws") {
+		t.Errorf("squeue does not list job %s as pending in aws: %q", id, out)
+	}
+	if _, err := run("scontrol", "notify", id, "slurm-ec2: held"); err == nil {
+		t.Errorf("scontrol notify of a pending job succeeded; it could tell jobs directly")
+	}
 }
 
 // backOffPartitions is one partition with one on-demand group of 4 nodes: every job needs it.
