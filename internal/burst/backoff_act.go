@@ -203,6 +203,13 @@ func (d *Deps) recordBootFailures(ctx context.Context, nodes []string, v *invent
 		if !ok {
 			continue
 		}
+		if v != nil {
+			if sn := v.Node(n); sn != nil {
+				if _, counted := parseBackOffReason(sn.Reason); counted {
+					continue // a reconcile that ran at ResumeTimeout counted it already
+				}
+			}
+		}
 		if _, seen := byGroup[g]; !seen {
 			order = append(order, g)
 		}

@@ -247,3 +247,32 @@ func TestBackOffUnknownLaunchTemplate(t *testing.T) {
 		}
 	}
 }
+
+// TestBackOffResumeFailAfterReconcileCountsOnce: a reconcile that runs at ResumeTimeout before
+// the ResumeFailProgram counts the failure; resume-fail must not count it again.
+func TestBackOffResumeFailAfterReconcileCountsOnce(t *testing.T) {
+	e := newTestEnv(t, "")
+	ctx := context.Background()
+	e.now = time.Now()
+	node := e.schedule("aws-ondemand")
+	if _, err := Resume(ctx, e.deps, node, ResumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.now = e.now.Add(e.deps.resumeTimeout())
+	e.fake.Set(node, func(n *slurm.Node) {
+		n.State, n.Flags, n.Reason, n.ReasonTime = "DOWN", []string{"CLOUD", "POWERED_DOWN", "NOT_RESPONDING"}, resumeTimeoutReason, time.Now()
+	})
+	if _, err := Reconcile(ctx, e.deps, reconcileOpts()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ResumeFail(ctx, e.deps, node); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := parseBackOffReason(e.fake.Node(node).Reason)
+	if !ok || r.Count != 1 {
+		t.Fatalf("after reconcile then resume-fail: %q, want one failure", e.fake.Node(node).Reason)
+	}
+	if live := e.live(); len(live) != 0 {
+		t.Fatalf("instance of the failed node still live: %v", sortedKeys(live))
+	}
+}
