@@ -21,6 +21,20 @@ func runRelease(ctx context.Context, env *Env, args []string) error {
 	if fs.NArg() == 0 {
 		return usagef("usage: slurm-ec2 release [--config-dir DIR] GROUP... (a node group, <PartitionName>-<NodeGroupName>, e.g. aws-spot)")
 	}
+	// The group names are checked before anything else (a typo is a usage error).
+	cfg, err := loadConfig(env, *dir)
+	if err != nil {
+		return err
+	}
+	for _, g := range fs.Args() {
+		if _, ok := cfg.NodeGroup(g); !ok {
+			var names []string
+			for _, ng := range cfg.NodeGroups() {
+				names = append(names, ng.Name())
+			}
+			return usagef("%q is not a node group: use one of %s", g, strings.Join(names, ", "))
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	s, err := openSession(env, *dir)
@@ -28,15 +42,6 @@ func runRelease(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer s.Close()
-	for _, g := range fs.Args() {
-		if _, ok := s.cfg.NodeGroup(g); !ok {
-			var names []string
-			for _, ng := range s.cfg.NodeGroups() {
-				names = append(names, ng.Name())
-			}
-			return usagef("%q is not a node group: use one of %s", g, strings.Join(names, ", "))
-		}
-	}
 	released, err := burst.Release(ctx, s.deps, fs.Args())
 	if err != nil {
 		return err
