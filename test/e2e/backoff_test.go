@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,9 @@ const backOffPartitions = `{"Partitions": [{"PartitionName": "aws", "NodeGroups"
   "SubnetIds": ["subnet-11111111", "subnet-22222222"]}],
   "PartitionOptions": {"Default": "yes"}}]}`
 
+// adminCommentRE takes AdminComment out of a `scontrol -o show job` line (up to the next key).
+var adminCommentRE = regexp.MustCompile(`AdminComment=(.*?)\s+[A-Z][A-Za-z]*=`)
+
 // startFor is start with a longer bound on the whole scenario.
 func startFor(t *testing.T, cfg Config, d time.Duration) (*Cluster, context.Context) {
 	t.Helper()
@@ -107,8 +111,8 @@ func TestScenarioBackOffNeverBoots(t *testing.T) {
 	for time.Since(tm.Submit) < broken {
 		count()
 		if out, err := c.Slurm(ctx, "scontrol", "-o", "show", "job", ids[0]); err == nil {
-			if i := strings.Index(out, "AdminComment="); i >= 0 {
-				comment = strings.TrimSpace(strings.SplitN(out[i+len("AdminComment="):], " Comment=", 2)[0])
+			if m := adminCommentRE.FindStringSubmatch(out); m != nil {
+				comment = m[1]
 			}
 		}
 		if out, err := c.Slurm(ctx, "squeue", "-h", "-o", "%r", "-j", ids[0]); err == nil && strings.TrimSpace(out) != "" {
