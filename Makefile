@@ -16,18 +16,29 @@ build: ## build bin/slurm-ec2 and bin/ec2sim (static)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ec2sim ./cmd/ec2sim
 	@for l in resume suspend resume-fail change-state; do ln -sf slurm-ec2 $(BIN)/$$l; done
 
-lint: ## gofmt check and go vet
+# staticcheck, pinned: installed from the Go module proxy into bin/tools on first use (checksums
+# verified by the Go toolchain), so `make lint` gives the same verdict on every machine.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK         := $(BIN)/tools/staticcheck
+
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/$(BIN)/tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(STATICCHECK) ## gofmt check, go vet and staticcheck
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(STATICCHECK) -version | grep -qF '($(STATICCHECK_VERSION:v%=%))' || \
+	  { echo "$(STATICCHECK) is not $(STATICCHECK_VERSION): rm it and rerun make lint"; exit 1; }
+	$(STATICCHECK) ./...
 
-test: lint ## lint, then every Go test (unit, integration over ec2sim, fidelity when awscli/boto3 exist)
-	$(GO) test -count=1 ./...
+test: lint ## lint, then every Go test with the race detector (unit, integration over ec2sim, fidelity when awscli/boto3 exist)
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 # Debian packages the tests need: real Slurm and munge for the end-to-end tests, and the EC2
 # clients nobody here wrote (awscli, boto3) for ec2sim's fidelity test.
 DEB_PACKAGES := slurmctld slurmd slurm-client munge awscli python3-boto3 iproute2 util-linux procps \
-	ca-certificates git make
+	ca-certificates git make gcc
 
 deps: ## install the Debian packages the tests need (root; daemons are not started)
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

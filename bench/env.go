@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
+	"github.com/slurm-ec2/slurm-ec2/internal/simenv"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
 
@@ -136,20 +139,20 @@ func (e *env) close() {
 	_ = os.RemoveAll(e.work)
 }
 
-// childEnv is the environment slurm-ec2 runs with: dummy credentials, ec2sim as the endpoint,
-// no instance metadata lookups, the stand-in's state directory.
+// childEnv is the environment slurm-ec2 runs with: the shared harness's SDK environment (dummy
+// credentials, ec2sim as the endpoint, no shared config, no instance metadata lookups) and the
+// stand-in's state directory.
 func (e *env) childEnv() []string {
-	return []string{
+	env := []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"HOME=" + e.work,
-		"AWS_ACCESS_KEY_ID=AKIDBENCHMARK",
-		"AWS_SECRET_ACCESS_KEY=benchmark-dummy",
-		"AWS_ENDPOINT_URL_EC2=" + e.sim.URL,
-		"AWS_EC2_METADATA_DISABLED=true",
-		"AWS_CONFIG_FILE=/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 		"FAKESLURM_DIR=" + e.slurmDir,
 	}
+	sdk := simenv.SDKEnv(e.sim.URL, e.work, simenv.Credentials{KeyID: "AKIDBENCHMARK", Secret: "benchmark-dummy"})
+	for _, k := range slices.Sorted(maps.Keys(sdk)) {
+		env = append(env, k+"="+sdk[k])
+	}
+	return env
 }
 
 func (e *env) writeConfig() error {

@@ -197,6 +197,27 @@ func TestReconcileUnits(t *testing.T) {
 	}
 }
 
+// TestSweepUnits: the hourly sweep runs `reconcile --all-regions`, hardened like the per-minute pass.
+func TestSweepUnits(t *testing.T) {
+	svc := loadUnit(t, filepath.Join("systemd", "slurm-ec2-sweep.service"))
+	if exec := strings.Fields(svc.last("Service", "ExecStart")); len(exec) != 3 || exec[0] != binary || exec[1] != "reconcile" || exec[2] != "--all-regions" {
+		t.Errorf("ExecStart = %v, want %s reconcile --all-regions", exec, binary)
+	}
+	pass := loadUnit(t, filepath.Join("systemd", "slurm-ec2-reconcile.service"))
+	for _, k := range []string{"User", "NoNewPrivileges", "ProtectSystem", "ReadWritePaths", "CapabilityBoundingSet", "RestrictAddressFamilies"} {
+		if svc.last("Service", k) != pass.last("Service", k) {
+			t.Errorf("[Service] %s = %q, the per-minute pass has %q", k, svc.last("Service", k), pass.last("Service", k))
+		}
+	}
+	timer := loadUnit(t, filepath.Join("systemd", "slurm-ec2-sweep.timer"))
+	if got := timer.last("Timer", "OnUnitActiveSec"); got != "1h" {
+		t.Errorf("[Timer] OnUnitActiveSec = %q, want 1h", got)
+	}
+	if timer.last("Install", "WantedBy") != "timers.target" {
+		t.Error("sweep timer not installable")
+	}
+}
+
 func TestDocsKeepCronLine(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("..", "docs", "deploy.md"))
 	if err != nil {
@@ -230,7 +251,10 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	}
 	copyUnit("systemd/slurm-ec2-reconcile.service", filepath.Join(dir, "slurm-ec2-reconcile.service"))
 	copyUnit("systemd/slurm-ec2-reconcile.timer", filepath.Join(dir, "slurm-ec2-reconcile.timer"))
-	units := []string{filepath.Join(dir, "slurm-ec2-reconcile.service"), filepath.Join(dir, "slurm-ec2-reconcile.timer")}
+	copyUnit("systemd/slurm-ec2-sweep.service", filepath.Join(dir, "slurm-ec2-sweep.service"))
+	copyUnit("systemd/slurm-ec2-sweep.timer", filepath.Join(dir, "slurm-ec2-sweep.timer"))
+	units := []string{filepath.Join(dir, "slurm-ec2-reconcile.service"), filepath.Join(dir, "slurm-ec2-reconcile.timer"),
+		filepath.Join(dir, "slurm-ec2-sweep.service"), filepath.Join(dir, "slurm-ec2-sweep.timer")}
 	if _, err := os.Stat("/lib/systemd/system/slurmd.service"); err == nil {
 		copyUnit("/lib/systemd/system/slurmd.service", filepath.Join(dir, "slurmd.service"))
 		copyUnit("systemd/slurmd.service.d/slurm-ec2.conf", filepath.Join(dir, "slurmd.service.d", "slurm-ec2.conf"))

@@ -289,6 +289,8 @@ func slurmEC2Package(root, binary, version, arch string, mtime time.Time) (*Pack
 	}{
 		{"deploy/systemd/slurm-ec2-reconcile.service", "/usr/lib/systemd/system/slurm-ec2-reconcile.service", false},
 		{"deploy/systemd/slurm-ec2-reconcile.timer", "/usr/lib/systemd/system/slurm-ec2-reconcile.timer", false},
+		{"deploy/systemd/slurm-ec2-sweep.service", "/usr/lib/systemd/system/slurm-ec2-sweep.service", false},
+		{"deploy/systemd/slurm-ec2-sweep.timer", "/usr/lib/systemd/system/slurm-ec2-sweep.timer", false},
 		{"deploy/systemd/slurmd.service.d/slurm-ec2.conf", "/usr/share/slurm-ec2/slurmd.service.d/slurm-ec2.conf", false},
 		{"deploy/examples/config.json", "/usr/share/doc/slurm-ec2/examples/config.json", false},
 		{"deploy/examples/partitions.json", "/usr/share/doc/slurm-ec2/examples/partitions.json", false},

@@ -1,24 +1,19 @@
 package burst
 
 import (
-	"context"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/ec2sim"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/simenv"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm/fakeslurm"
 )
@@ -77,6 +72,7 @@ const testPartitions = `{
 type testEnv struct {
 	t    *testing.T
 	sim  *ec2sim.Sim
+	main *simenv.Account
 	url  string
 	fake *fakeslurm.Fake
 	deps *Deps
@@ -88,6 +84,13 @@ type testEnv struct {
 // through the real loader. extra is merged into config.json.
 func newTestEnv(t *testing.T, extra string) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, extra, testPartitions)
+}
+
+// newTestEnvWith is newTestEnv with another partitions.json (the Slurm stand-in keeps the same
+// nodes: a group removed from partitions.json is still in Slurm).
+func newTestEnvWith(t *testing.T, extra, partitions string) *testEnv {
+	t.Helper()
 	e := &testEnv{t: t}
 	// One clock for the head node and EC2: tests move both forward by setting e.now.
 	clock := func() time.Time {
@@ -96,11 +99,10 @@ func newTestEnv(t *testing.T, extra string) *testEnv {
 		}
 		return e.now
 	}
-	sim := ec2sim.New(ec2sim.Options{Seed: 42, Now: clock})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
+	acct := simenv.Start(t, ec2sim.Options{Seed: 42, Now: clock})
+	sim := acct.Sim
 
-	fake := fakeslurm.New(t, "aws-ondemand-[0-9]", "aws-spot-[0-999]", "west-node-[0-19]", "onprem-node-[0-1]")
+	fake := fakeslurm.New(t, "aws-ondemand-[0-9]", "aws-spot-[0-999]", "west-node-[0-19]", "onprem-node-[0-1]", "acct-a-[0-3]", "acct-b-[0-3]")
 	dir := t.TempDir()
 	conf := `{"LogLevel": "DEBUG", "LogFileName": "` + filepath.Join(dir, "aws_plugin.log") + `",
 	  "SlurmBinPath": "` + fake.BinDir + `",
@@ -108,21 +110,16 @@ func newTestEnv(t *testing.T, extra string) *testEnv {
 	    "ResumeRate": 100, "SuspendRate": 100, "ResumeTimeout": 300, "SuspendTime": 350, "TreeWidth": 60000},
 	  "ClusterName": "` + testCluster + `"` + extra + `}`
 	writeFile(t, filepath.Join(dir, "config.json"), conf)
-	writeFile(t, filepath.Join(dir, "partitions.json"), testPartitions)
+	writeFile(t, filepath.Join(dir, "partitions.json"), partitions)
 	cfg, err := config.Load(dir)
 	if err != nil {
 		t.Fatalf("loading test config: %v", err)
 	}
 
 	// The SDK finds ec2sim through the standard endpoint variable and static credentials.
-	t.Setenv("AWS_ENDPOINT_URL_EC2", srv.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-for-tests-only")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	simenv.Setenv(t, acct.URL, dir, simenv.Credentials{KeyID: "AKIDTESTTESTTEST", Secret: "secret-for-tests-only"})
 
-	e.sim, e.url, e.fake, e.cfg = sim, srv.URL, fake, cfg
+	e.sim, e.url, e.main, e.fake, e.cfg = sim, acct.URL, acct, fake, cfg
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.deps = &Deps{
 		Config:  cfg,
@@ -183,37 +180,10 @@ func (e *testEnv) updates() [][]string {
 	return out
 }
 
-// ec2Client is a plain SDK client on ec2sim, for arranging state behind the plugin's back.
-func (e *testEnv) ec2Client(region string) *ec2.Client {
-	e.t.Helper()
-	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(region))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return ec2.NewFromConfig(cfg)
-}
-
 // launchRaw launches n instances with the given tags, as something other than resume would.
 func (e *testEnv) launchRaw(region, subnet string, n int, tags map[string]string) []string {
 	e.t.Helper()
-	var ts []types.Tag
-	for k, v := range tags {
-		ts = append(ts, fleet.T(k, v))
-	}
-	out, err := e.ec2Client(region).RunInstances(context.Background(), &ec2.RunInstancesInput{
-		MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n)),
-		LaunchTemplate:    &types.LaunchTemplateSpecification{LaunchTemplateName: aws.String("template-name")},
-		SubnetId:          aws.String(subnet),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: ts}},
-	})
-	if err != nil {
-		e.t.Fatalf("RunInstances: %v", err)
-	}
-	var ids []string
-	for _, in := range out.Instances {
-		ids = append(ids, aws.ToString(in.InstanceId))
-	}
-	return ids
+	return e.main.Launch(e.t, region, subnet, n, tags)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -223,4 +193,36 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// account is a second EC2 account: its own ec2sim behind its own endpoint.
+type account = simenv.Account
+
+// useAccounts makes the plugin's EC2 clients pick an endpoint by profile: each profile of
+// accounts is its own EC2 account (ec2sim), "" is the test's main ec2sim, and any other profile
+// does not exist (as the SDK says of a profile missing from ~/.aws/config).
+func (e *testEnv) useAccounts(accounts map[string]*account) {
+	e.t.Helper()
+	a := &simenv.Accounts{Main: e.main, ByProfile: accounts}
+	e.deps.EC2 = a.Clients(fleet.Options{Logger: e.deps.Log, MaxAttempts: 8, MaxBackoff: 300 * time.Millisecond})
+}
+
+// newAccount starts another ec2sim on the test's clock.
+func (e *testEnv) newAccount(id string) *account {
+	e.t.Helper()
+	clock := func() time.Time {
+		if e.now.IsZero() {
+			return time.Now()
+		}
+		return e.now
+	}
+	// Instance ids are unique across accounts in EC2: each account gets its own seed.
+	seed, _ := strconv.ParseUint(id[:6], 10, 64)
+	return simenv.Start(e.t, ec2sim.Options{Seed: seed, Now: clock, AccountID: id})
+}
+
+// launchIn launches n instances with tags in an account's ec2sim.
+func (e *testEnv) launchIn(a *account, region, subnet string, n int, tags map[string]string) []string {
+	e.t.Helper()
+	return a.Launch(e.t, region, subnet, n, tags)
 }

@@ -382,15 +382,13 @@ func PlanActions(d *Deps, v *inventory.View, now time.Time) []Action {
 			default:
 				plan = append(plan, Action{Kind: ActPowerDown, Rule: rule, Node: n.Name})
 			}
+		case v.IsGone(n.Name):
+			reason := vanishedReason(v.DeadOf(n.Name))
+			plan = append(plan,
+				Action{Kind: ActDown, Rule: RuleVanished, Node: n.Name, Reason: reason},
+				Action{Kind: ActPowerDown, Rule: RuleVanished, Node: n.Name})
 		case inventory.PoweredUp(n) && !n.PoweringUp():
 			claims := v.Claims(n.Name)
-			if len(claims) == 0 {
-				reason := vanishedReason(v.DeadOf(n.Name))
-				plan = append(plan,
-					Action{Kind: ActDown, Rule: RuleVanished, Node: n.Name, Reason: reason},
-					Action{Kind: ActPowerDown, Rule: RuleVanished, Node: n.Name})
-				continue
-			}
 			if len(claims) == 1 && claims[0].PrivateIP != "" && claims[0].PrivateIP != n.Addr {
 				// `scontrol reconfigure` resets cloud nodes' NodeAddr to slurm.conf's (seen on
 				// 22.05): the Name-tagged instance says where the node is.

@@ -250,7 +250,7 @@ func (r *resumeRun) resumeRegion(ctx context.Context, k inventory.Key, groups []
 	// Instances that already belong to a requested node (a node resumed again after a failed
 	// suspend, or a resume retried) are reused, never doubled (inventory rules 4 and 6).
 	claimed := map[string]fleet.Instance{}
-	var extra []string
+	extra := map[inventory.Key][]string{} // each through the client that listed it
 	for _, n := range all {
 		keep, dups, ok := r.view.Keep(n, r.view.Of(n))
 		if !ok {
@@ -258,12 +258,12 @@ func (r *resumeRun) resumeRegion(ctx context.Context, k inventory.Key, groups []
 		}
 		claimed[n] = keep.Instance
 		for _, in := range dups {
-			extra = append(extra, in.ID)
+			extra[in.Key] = append(extra[in.Key], in.ID)
 		}
 	}
-	if len(extra) > 0 {
-		d.log().Warn("terminating extra instances claiming the same node", "region", k.Region, "instances", extra)
-		if _, _, err := fleet.Terminate(ctx, api, k.Region, extra); err != nil {
+	for ek, ids := range extra {
+		d.log().Warn("terminating extra instances claiming the same node", "region", ek.Region, "profile", ek.Profile, "instances", ids)
+		if _, err := terminateIn(ctx, d, ek, ids); err != nil {
 			d.log().Error("could not terminate duplicate instances; reconcile will retry", "err", err)
 		}
 	}

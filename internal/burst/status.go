@@ -88,6 +88,10 @@ func GetStatus(ctx context.Context, d *Deps, allRegions bool) (*Status, error) {
 			st.Rows = append(st.Rows, row(n.Name, stateString(n), n.Reason, in.Instance, p))
 		}
 	}
+	unclaimed := map[string]bool{}
+	for _, in := range v.Unclaimed() {
+		unclaimed[in.ID] = true
+	}
 	for _, in := range v.Live() {
 		if shown[in.ID] {
 			continue
@@ -100,7 +104,7 @@ func GetStatus(ctx context.Context, d *Deps, allRegions bool) (*Status, error) {
 				state = stateString(n)
 			}
 			st.Rows = append(st.Rows, row(in.Node(), state, "", in.Instance, problemNotConfigured))
-		case v.NodeOf(in.ID) == "" || !inventory.PoweredUp(v.Node(v.NodeOf(in.ID))):
+		case unclaimed[in.ID]:
 			st.Rows = append(st.Rows, row(in.Node(), "-", "", in.Instance, problemOrphan))
 		}
 	}
@@ -149,7 +153,7 @@ func nodeProblem(n *slurm.Node, v *inventory.View, now time.Time, cool time.Dura
 		return "failed resume"
 	case n.IsDown():
 		return "down"
-	case inventory.PoweredUp(n) && !n.PoweringUp() && len(claims) == 0:
+	case v.IsGone(n.Name):
 		return "missing instance"
 	case len(claims) > 1:
 		return "duplicate"

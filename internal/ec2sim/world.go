@@ -149,6 +149,7 @@ func LoadWorld(path string) (*World, error) {
 func (w *World) Validate() error {
 	var errs []error
 	if len(w.Regions) == 0 {
+		//lint:ignore ST1005 the message starts with the world file's field name, as the others here do
 		errs = append(errs, errors.New("Regions: at least one region is needed"))
 	}
 	if w.DefaultCapacity < 0 {

@@ -13,6 +13,7 @@ var HeadNodeActions = []string{
 	"DescribeLaunchTemplateVersions",
 	"DescribeSubnets",
 	"DescribeSpotInstanceRequests", // reconcile: spot interruption notices
+	"DescribeRegions",              // reconcile/status --all-regions: the regions to sweep
 }
 
 // ComputeNodeActions are the EC2 API actions `slurm-ec2 nodename` may call on a compute node when

@@ -230,8 +230,9 @@ func Optional() func(*ec2.Options) {
 	return func(o *ec2.Options) { o.RetryMaxAttempts = OptionalAttempts }
 }
 
-// AsOptional wraps a client so that every call made through it has the optional calls' retry
-// budget.
+// AsOptional wraps a client so that the optional calls made through it (DescribeSpotInstanceRequests,
+// DescribeRegions; add any new optional call here) have the optional calls' retry budget. Other
+// calls pass through unchanged.
 func AsOptional(api EC2API) EC2API { return optionalAPI{api} }
 
 type optionalAPI struct{ EC2API }

@@ -178,6 +178,23 @@ func Head(in Input) (*Policy, error) {
 			}},
 		},
 		{
+			// `reconcile --all-regions` (the hourly sweep) looks for this cluster's instances in
+			// regions no node group uses any more. Describe actions take no resource-level
+			// permissions or resource conditions: Resource "*" (IAM User Guide, "Amazon EC2:
+			// Allows starting or stopping EC2 instances a user has tagged"; EC2 "Actions,
+			// resources, and condition keys").
+			Sid: "SweepEveryRegionDescribe", Effect: "Allow", Action: []string{"ec2:DescribeInstances"},
+			Resource: []string{"*"},
+		},
+		{
+			// ... and terminates what it finds there, only instances carrying the cluster tag.
+			Sid: "SweepEveryRegionTerminateOnlyThisClustersInstances", Effect: "Allow", Action: []string{"ec2:TerminateInstances"},
+			Resource: []string{a.ec2("*", "instance/*")},
+			Condition: map[string]map[string][]string{"StringEquals": {
+				"aws:ResourceTag/" + ClusterTagKey: {in.ClusterName},
+			}},
+		},
+		{
 			Sid: "PassOnlyTheComputeRoleToEC2", Effect: "Allow", Action: []string{"iam:PassRole"},
 			Resource: []string{role},
 			Condition: map[string]map[string][]string{"StringEquals": {

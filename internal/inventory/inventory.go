@@ -109,6 +109,7 @@ type View struct {
 	failed    map[string]bool        // configured group name -> its Key failed
 	live      []Listed
 	byID      map[string]Listed
+	groups    map[string]bool // configured group names
 }
 
 // Join applies the rules to what Load read. It is pure.
@@ -122,7 +123,9 @@ func Join(cfg *config.Config, d Data) *View {
 			v.nodes = append(v.nodes, n)
 		}
 	}
+	v.groups = map[string]bool{}
 	for _, g := range cfg.NodeGroups() {
+		v.groups[g.Name()] = true
 		if _, bad := d.Failed[KeyOf(g)]; bad {
 			v.failed[g.Name()] = true
 		}
@@ -295,11 +298,21 @@ func (v *View) Orphans(now time.Time, grace time.Duration) []Listed {
 func (v *View) Gone() []*slurm.Node {
 	var out []*slurm.Node
 	for _, n := range v.nodes {
-		if PoweredUp(n) && !n.PoweringUp() && len(v.of[n.Name]) == 0 && !v.Unknown(n.Name) {
+		if v.IsGone(n.Name) {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// IsGone reports whether a configured node lost its instance (rule 8).
+func (v *View) IsGone(node string) bool {
+	n := v.byName[node]
+	if n == nil || !PoweredUp(n) || n.PoweringUp() || len(v.of[node]) > 0 || v.Unknown(node) {
+		return false
+	}
+	_, _, ok := v.cfg.LookupNode(node)
+	return ok
 }
 
 // DeadOf is the dead instances named for a node, newest first: why it lost its instance.
@@ -309,7 +322,7 @@ func (v *View) DeadOf(node string) []Listed { return v.gone[node] }
 // without a node-group tag was not launched by slurm-ec2 and is simply an orphan.
 func (v *View) Unconfigured(in fleet.Instance) bool {
 	g := in.Group()
-	return g != "" && !slices.ContainsFunc(v.cfg.NodeGroups(), func(c *config.NodeGroup) bool { return c.Name() == g })
+	return g != "" && !v.groups[g]
 }
 
 // Untagged is the live instances claimed by a powered-up configured node through its NodeAddr,
@@ -332,6 +345,9 @@ func (v *View) Untagged() []Listed {
 
 // Unknown reports whether nothing is known of a node's instances: its group's Key failed (rule 11).
 func (v *View) Unknown(node string) bool {
+	if len(v.failed) == 0 {
+		return false
+	}
 	g, _, ok := v.cfg.LookupNode(node)
 	return ok && v.failed[g.Name()]
 }

@@ -13,7 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +28,7 @@ import (
 	"github.com/slurm-ec2/slurm-ec2/internal/ec2sim"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
 	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
+	"github.com/slurm-ec2/slurm-ec2/internal/simenv"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm/fakeslurm"
 )
@@ -148,7 +149,16 @@ func (s *syncBuffer) String() string {
 
 type envOptions struct {
 	skew time.Duration // ec2sim's clock minus the head node's
+	// partitions replaces partitionsJSON.
+	partitions string
+	// accounts are AWS profiles that are EC2 accounts of their own (each its own ec2sim); with
+	// any, the plugin's clients pick the endpoint by profile, and a profile neither "" nor listed
+	// does not exist.
+	accounts []string
 }
+
+// account is one more EC2 account of a case.
+type account = simenv.Account
 
 // env is one case's world: ec2sim, the fake Slurm, the slurmctld model, the config and the
 // in-process use cases.
@@ -166,6 +176,10 @@ type env struct {
 	logs *syncBuffer
 	// faults names what the case injected, for the table.
 	faults []string
+	main   *simenv.Account
+	// accounts by profile (envOptions.accounts); unreachable profiles fail to get a client.
+	accounts map[string]*account
+	accts    *simenv.Accounts
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -175,14 +189,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e := &env{t: t, clk: &clock{}, lat: &latencyKnob{per: map[string]time.Duration{}}, logs: &syncBuffer{}}
 	skew := o.skew
-	e.sim = ec2sim.New(ec2sim.Options{
+	e.main = simenv.Start(t, ec2sim.Options{
 		Seed:    7,
 		Now:     func() time.Time { return e.clk.Now().Add(skew) },
 		Latency: e.lat,
 	})
-	srv := httptest.NewServer(e.sim)
-	t.Cleanup(srv.Close)
-	e.url = srv.URL
+	e.sim, e.url = e.main.Sim, e.main.URL
 
 	e.fake = fakeslurm.New(t, "aws-ondemand-[0-7]", "aws-spot-[0-39]")
 	e.dir = t.TempDir()
@@ -193,20 +205,18 @@ func newEnv(t *testing.T, o envOptions) *env {
 		filepath.Join(e.dir, "aws_plugin.log"), e.fake.BinDir, int(resumeTimeout.Seconds()), int(suspendTimeout.Seconds()),
 		cluster, int(coolDown.Seconds()), int(orphanGrace.Seconds()))
 	writeFile(t, filepath.Join(e.dir, config.ConfigFileName), conf)
-	writeFile(t, filepath.Join(e.dir, config.PartitionsFileName), partitionsJSON)
+	parts := partitionsJSON
+	if o.partitions != "" {
+		parts = o.partitions
+	}
+	writeFile(t, filepath.Join(e.dir, config.PartitionsFileName), parts)
 	cfg, err := config.Load(e.dir)
 	if err != nil {
 		t.Fatalf("loading the fault-matrix config: %v", err)
 	}
 	e.cfg = cfg
 
-	t.Setenv("AWS_ENDPOINT_URL_EC2", srv.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", testKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", testSecret)
-	t.Setenv("AWS_SESSION_TOKEN", testToken)
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(e.dir, "no-aws-config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(e.dir, "no-aws-credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	simenv.Setenv(t, e.url, e.dir, simenv.Credentials{KeyID: testKeyID, Secret: testSecret, Token: testToken})
 	t.Setenv("SLURM_EC2_CONFIG_DIR", e.dir)
 
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -220,6 +230,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		LockDir:       e.dir,
 		TagsPerSecond: 1000,
 		Now:           e.clk.Now,
+	}
+	if len(o.accounts) > 0 {
+		e.useAccounts(o.accounts, log)
 	}
 	e.ctld = newSlurmctld(e)
 	t.Cleanup(func() {
@@ -353,15 +366,45 @@ func (e *env) note(s string) {
 	}
 }
 
-// instances are our cluster's instances in ec2sim, any state.
+// instances are our cluster's instances in ec2sim (every account), any state.
 func (e *env) instances() []ec2sim.InstanceInfo {
 	var out []ec2sim.InstanceInfo
-	for _, in := range e.sim.Instances(region) {
-		if in.Tags[fleet.TagCluster] == cluster {
-			out = append(out, in)
+	sims := []*ec2sim.Sim{e.sim}
+	for _, p := range slices.Sorted(maps.Keys(e.accounts)) {
+		sims = append(sims, e.accounts[p].Sim)
+	}
+	for _, sim := range sims {
+		for _, in := range sim.Instances(region) {
+			if in.Tags[fleet.TagCluster] == cluster {
+				out = append(out, in)
+			}
 		}
 	}
 	return out
+}
+
+// useAccounts gives each profile its own ec2sim (on the case's clock, with its own instance ids)
+// and makes the plugin's clients pick the endpoint by profile.
+func (e *env) useAccounts(profiles []string, log *slog.Logger) {
+	e.accounts = map[string]*account{}
+	for i, p := range profiles {
+		e.accounts[p] = simenv.Start(e.t, ec2sim.Options{Seed: uint64(100 + i), Now: e.clk.Now, AccountID: fmt.Sprintf("%012d", 100000000000+i)})
+	}
+	e.accts = &simenv.Accounts{Main: e.main, ByProfile: e.accounts}
+	e.deps.EC2 = e.accts.Clients(fleet.Options{Logger: log, MaxAttempts: 6, MaxBackoff: 200 * time.Millisecond, HTTPTimeout: 60 * time.Second})
+}
+
+// setUnreachable makes a profile's client fail (a profile missing from ~/.aws/config) or work.
+func (e *env) setUnreachable(profile string, down bool) { e.accts.SetUnreachable(profile, down) }
+
+// launchRaw launches n instances with tags in an account (nil: the main one), as something
+// other than resume would.
+func (e *env) launchRaw(a *account, n int, tags map[string]string) []string {
+	e.t.Helper()
+	if a == nil {
+		a = e.main
+	}
+	return a.Launch(e.t, region, "subnet-11111111", n, tags)
 }
 
 func live(in ec2sim.InstanceInfo) bool { return in.State == "pending" || in.State == "running" }
@@ -398,6 +441,9 @@ func (e *env) liveIDs(nodes ...string) []string {
 func (e *env) recoverAndCheck() []string {
 	e.t.Helper()
 	e.sim.ClearFaults()
+	for p := range e.accounts {
+		e.setUnreachable(p, false)
+	}
 	e.lat.clear()
 	e.fake.SetFaults(fakeslurm.Faults{})
 	for run := 1; run <= 2; run++ {
