@@ -76,6 +76,7 @@ func WriteMetrics(path string, s *ReconcileSummary, now time.Time) error {
 		region, profile, _ := strings.Cut(k, "/")
 		fmt.Fprintf(&b, "slurm_ec2_ec2_unreachable{region=%q,profile=%q} %d\n", region, profile, s.Unreachable[k])
 	}
+	writeBackOffMetrics(&b, s.BackOff, now)
 	gauge("slurm_ec2_reconcile_duration_seconds", "Wall time of the last reconcile.")
 	fmt.Fprintf(&b, "slurm_ec2_reconcile_duration_seconds %.3f\n", s.Duration.Seconds())
 	gauge("slurm_ec2_reconcile_last_run_timestamp_seconds", "When the last reconcile finished (Unix time).")

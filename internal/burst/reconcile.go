@@ -45,6 +45,12 @@ const (
 	RuleLeftWaiting  Rule = "resume-died"     // a resume died after launching: its nodes wait for nothing
 	RuleAddressLost  Rule = "address-lost"    // Slurm lost the node's address (scontrol reconfigure resets it)
 	RuleNameLost     Rule = "name-lost"       // a powered-up node's instance has no Name tag
+	// Failed launches and boots (backoff.go).
+	RuleBackOff      Rule = "back-off"       // a failed boot counted, or a node kept DOWN by its group's back-off
+	RuleHold         Rule = "hold"           // the group is held: its idle nodes go DOWN
+	RuleProbe        Rule = "probe"          // a held group's probe: one node back in service
+	RuleBackOffOver  Rule = "back-off-over"  // the back-off ended: nodes back in service (one keeps the count)
+	RuleBackOffReset Rule = "back-off-reset" // a node of the group registered: failures over
 )
 
 // Action is one step of a reconcile plan.
@@ -103,6 +109,8 @@ type ReconcileSummary struct {
 	InstanceCounts map[string]int
 	// Health counts our live instances by problem: "scheduled_event", "impaired".
 	Health map[string]int
+	// BackOff is each node group's failures in a row, back-off and hold (backoff.go).
+	BackOff []GroupBackOff
 }
 
 // resumeTimeoutReason is the reason Slurm (21.08+) sets on a node that did not register within
@@ -157,6 +165,10 @@ func Reconcile(ctx context.Context, d *Deps, opts ReconcileOptions) (*ReconcileS
 	sum.Nodes, sum.Instances = len(v.Nodes()), len(v.Instances())
 	sum.observe(v)
 	d = d.withHealth(ctx, v, sum)
+	sum.BackOff = backOffState(d.Config, nodesOf(v), d.backOffPolicy())
+	for _, g := range sum.BackOff {
+		logBackOff(d.log(), g)
+	}
 	plan := PlanActions(d, v, d.now())
 	if opts.DryRun {
 		sum.setPlan(plan)
@@ -189,6 +201,7 @@ func Reconcile(ctx context.Context, d *Deps, opts ReconcileOptions) (*ReconcileS
 	}
 	sum.setPlan(plan)
 	errs = append(errs, d.act(ctx, v, plan, sum)...)
+	d.explainHeld(ctx, plan)
 	sum.Duration = d.now().Sub(start)
 	attrs := []any{"nodes", sum.Nodes, "instances", sum.Instances, "actions", len(plan),
 		"slurm_calls", sum.SlurmCalls, "unreachable", len(sum.Unreachable), "seconds", fmt.Sprintf("%.2f", sum.Duration.Seconds())}
@@ -354,6 +367,8 @@ func PlanActions(d *Deps, v *inventory.View, now time.Time) []Action {
 		}
 		p := ParseReason(n.Reason)
 		switch {
+		case n.IsDown() && ownedByBackOff(n):
+			continue // the back-off rule below decides (backoff.go)
 		case n.IsDown():
 			rule, ok := downRule(n, p, now, cool)
 			if !ok {
@@ -435,6 +450,15 @@ func PlanActions(d *Deps, v *inventory.View, now time.Time) []Action {
 				Action{Kind: ActDown, Rule: RuleLeftWaiting, Node: name, Reason: reasonPrefix + "resume did not finish; its instance " + in.ID + " never reached Slurm"},
 				Action{Kind: ActPowerDown, Rule: RuleLeftWaiting, Node: name})
 		}
+	}
+	for _, a := range backOffActions(d, v, now) {
+		if a.Kind == ActTerminate {
+			if handled[a.Instance] {
+				continue
+			}
+			handled[a.Instance] = true
+		}
+		plan = append(plan, a)
 	}
 	for _, p := range d.Planners {
 		for _, a := range p(v, now, plan) {
@@ -571,6 +595,9 @@ func (d *Deps) act(ctx context.Context, v *inventory.View, plan []Action, sum *R
 	// Many nodes losing their instances at once (a bulk spot interruption) share one reason per
 	// EC2 state reason, so Slurm gets a few calls, not one per node.
 	down = mergeReasons(down, func(r string) string {
+		if _, ok := parseBackOffReason(r); ok {
+			return r // a group's back-off record: already one reason per group
+		}
 		if i := strings.LastIndex(r, " ("); i > 0 {
 			return reasonPrefix + "instance gone" + r[i:]
 		}

@@ -63,6 +63,11 @@ type resumeRun struct {
 	sum      *ResumeSummary
 	problems []error
 	tags     *fleet.Taggers
+
+	// Back-off (backoff.go): the failure count each group's instances are tagged with, and the
+	// resume file, to tell jobs why their nodes do not come.
+	failTags   map[*config.NodeGroup]int
+	resumeFile []byte
 }
 
 func (r *resumeRun) problem(err error) {
@@ -77,7 +82,7 @@ func (r *resumeRun) problem(err error) {
 // of the ResumeProgram); capacity shortfalls are not errors: those nodes are set DOWN with EC2's
 // error code so their jobs go elsewhere at once.
 func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*ResumeSummary, error) {
-	r := &resumeRun{d: d, start: d.now(), runID: randomID(), tags: fleet.NewTaggers(ctx, fleet.TagOptions{PerSecond: d.TagsPerSecond, Logger: d.log()})}
+	r := &resumeRun{d: d, start: d.now(), runID: randomID(), tags: fleet.NewTaggers(ctx, fleet.TagOptions{PerSecond: d.TagsPerSecond, Logger: d.log()}), resumeFile: opts.ResumeFile}
 	t, err := d.resolve(expr)
 	if err != nil {
 		return nil, err
@@ -112,6 +117,7 @@ func Resume(ctx context.Context, d *Deps, expr string, opts ResumeOptions) (*Res
 		r.slurm[n.Name] = *n
 	}
 	groups := r.skipCoolingDown(ctx)
+	groups, r.failTags = r.gateGroups(ctx, groups, opts.ResumeFile)
 	keys, perRegion := byRegion(groups)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(d.parallel())
@@ -362,6 +368,9 @@ func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k invento
 	}
 	if err != nil {
 		code := fleet.ErrorCode(err)
+		if r.launchFailed(ctx, g, b.nodes, code, err.Error(), r.resumeFile) {
+			return
+		}
 		d.log().Error("CreateFleet failed", "node_group", g.Name(), "nodes", nodeList(b.nodes), "code", code, "error", err)
 		r.markDown(ctx, b.nodes, reasonPrefix+code+" CreateFleet", code, true)
 		return
@@ -400,6 +409,9 @@ func (r *resumeRun) launchBatch(ctx context.Context, api fleet.EC2API, k invento
 	}
 	if missing := b.nodes[n:]; len(missing) > 0 {
 		fleet.FillZones(ctx, api, res.Errors)
+		if code, ok := allPermanent(res.Errors); ok && n == 0 && r.launchFailed(ctx, g, missing, code, res.Errors[0].Message, r.resumeFile) {
+			return
+		}
 		reason, code := shortfallReason(res, len(b.nodes), n)
 		d.log().Warn("EC2 did not fill the fleet; nodes set DOWN so their jobs go elsewhere",
 			"node_group", g.Name(), "nodes", nodeList(missing), "asked", len(b.nodes), "got", n, "reason", reason)
@@ -526,6 +538,7 @@ func (r *resumeRun) launchSpec(g *config.NodeGroup, b batch, i int) fleet.Launch
 	if hl := hostlist.Compress(b.nodes); len(hl) <= 256 {
 		s.Tags = append(slices.Clone(s.Tags), fleet.T(fleet.TagLaunchedFor, hl))
 	}
+	s.Tags = append(s.Tags, failureTags(r.failTags[g])...)
 	return s
 }
 

@@ -232,8 +232,9 @@ func TestResumeFailTerminatesAndLeavesReason(t *testing.T) {
 		t.Fatalf("instances left after resume-fail: %v", sortedKeys(live))
 	}
 	for _, tc := range []struct{ node, reason string }{
-		{"aws-spot-0", "instance terminated"},
-		{"aws-spot-2", "no instance found"},
+		// One failure for the group (one call), recorded on every node that missed the timeout.
+		{"aws-spot-0", "slurm-ec2: back-off 1/3: boot failure (aws-spot-0 i-"},
+		{"aws-spot-2", "slurm-ec2: back-off 1/3: boot failure (aws-spot-0 i-"},
 	} {
 		n := e.fake.Node(tc.node)
 		if !n.IsDown() || !strings.Contains(n.Reason, tc.reason) {

@@ -38,6 +38,8 @@ type Status struct {
 	// Unreachable is the EC2 clients ("region" or "region/profile") that could not be read, with
 	// why: their groups' instances are not in Rows.
 	Unreachable map[string]string `json:"unreachable,omitempty"`
+	// NodeGroups is each node group's failed launches or boots in a row, back-off and hold.
+	NodeGroups []GroupBackOff `json:"node_groups"`
 }
 
 // Problems shown for instances.
@@ -82,6 +84,7 @@ func GetStatus(ctx context.Context, d *Deps, allRegions bool) (*Status, error) {
 		}
 		return problem + "; " + hp
 	}
+	st.NodeGroups = backOffState(d.Config, nodesOf(v), d.backOffPolicy())
 	shown := map[string]bool{}
 	for _, n := range v.Nodes() {
 		insts := v.Of(n.Name)
@@ -149,6 +152,12 @@ func stateString(n *slurm.Node) string {
 func nodeProblem(n *slurm.Node, v *inventory.View, now time.Time, cool time.Duration) string {
 	p := ParseReason(n.Reason)
 	claims := v.Claims(n.Name)
+	if r, ok := parseBackOffReason(n.Reason); ok && n.IsDown() {
+		if r.Held() {
+			return "held"
+		}
+		return "back-off"
+	}
 	switch {
 	case v.Unknown(n.Name):
 		return "EC2 unreachable"
@@ -189,6 +198,9 @@ func (s *Status) WriteTable(w io.Writer, now time.Time) error {
 	if _, err := fmt.Fprintf(w, "\n%d nodes (%d powered down, %d shown), %d live instances (%d on-demand, %d spot), %d problems\n",
 		s.Totals["nodes"], s.Totals["powered_down"], len(s.Rows), s.Totals["instances"],
 		s.Totals["instances_on-demand"], s.Totals["instances_spot"], s.Totals["problems"]); err != nil {
+		return err
+	}
+	if err := writeBackOffTable(w, s.NodeGroups, now); err != nil {
 		return err
 	}
 	keys := slices.Sorted(maps.Keys(s.Unreachable))

@@ -60,14 +60,11 @@ func ResumeFail(ctx context.Context, d *Deps, expr string) (*SuspendSummary, err
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if len(with) > 0 {
-		if uerr := d.Slurm.Update(ctx, with, slurm.StateDown, reasonPrefix+"resume failed (node did not register in time); instance terminated"); uerr != nil {
-			errs = append(errs, fmt.Errorf("could not leave a reason on %s: %w", nodeList(with), uerr))
-		}
-	}
-	if len(without) > 0 {
-		if uerr := d.Slurm.Update(ctx, without, slurm.StateDown, reasonPrefix+"resume failed (node did not register in time); no instance found"); uerr != nil {
-			errs = append(errs, fmt.Errorf("could not leave a reason on %s: %w", nodeList(without), uerr))
+	// A boot that failed counts towards its group's back-off (backoff.go): the reason left on
+	// the nodes is the group's record.
+	if failed := append(with, without...); len(failed) > 0 {
+		if uerr := d.recordBootFailures(ctx, failed, sum.view, found); uerr != nil {
+			errs = append(errs, uerr)
 		}
 	}
 	if len(unknown) > 0 {

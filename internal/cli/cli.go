@@ -66,6 +66,7 @@ func commands() []*Command {
 		{Name: "suspend", Usage: "HOSTLIST", Short: "terminate the instances of Slurm nodes (SuspendProgram)", Run: runSuspend},
 		{Name: "resume-fail", Usage: "HOSTLIST", Short: "clean up nodes that failed to resume (ResumeFailProgram)", Run: runResumeFail},
 		{Name: "reconcile", Aliases: []string{"change-state"}, Short: "bring Slurm and EC2 into agreement (run every minute)", Run: runReconcile},
+		{Name: "release", Usage: "GROUP...", Short: "end node groups' back-off or hold at once (after fixing the cause)", Run: runRelease},
 		{Name: "status", Short: "show cloud nodes joined with their instances", Run: runStatus},
 		{Name: "generate-conf", Usage: "[-o FILE|-]", Short: "write the slurm.conf snippet for the node groups", Run: runGenerateConf},
 		{Name: "validate", Short: "check config.json and partitions.json", Run: runValidate},

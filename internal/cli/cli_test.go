@@ -46,8 +46,13 @@ func TestDispatch(t *testing.T) {
 		"resume.py symlink, two hostlists": {argv: []string{"/opt/aws/resume.py", "a-b-1", "a-b-2"}, code: ExitUsage, stderr: "HOSTLIST"},
 		"suspend bad flag":                 {argv: []string{"slurm-ec2", "suspend", "--nope", "x"}, code: ExitUsage, stderr: "flag provided but not defined"},
 		"reconcile extra arg":              {argv: []string{"change_state.py", "x"}, code: ExitUsage, stderr: "usage: slurm-ec2 reconcile"},
-		"reconcile --all-regions, extra":   {argv: []string{"slurm-ec2", "reconcile", "--all-regions", "x"}, code: ExitUsage, stderr: "[--all-regions]"},
-		"status --all-regions, extra":      {argv: []string{"slurm-ec2", "status", "--all-regions", "x"}, code: ExitUsage, stderr: "[--all-regions]"},
+		// A malformed hostlist is a usage error (2), before any configuration is read.
+		"open range":                     {argv: []string{"slurm-ec2", "resume", "aws-node-[0-"}, code: ExitUsage, stderr: "give one Slurm hostlist expression"},
+		"reversed":                       {argv: []string{"slurm-ec2", "suspend", "aws-node-[5-2]"}, code: ExitUsage, stderr: "aws-node-[5-2]"},
+		"empty":                          {argv: []string{"slurm-ec2", "resume-fail", ""}, code: ExitUsage, stderr: "empty hostlist"},
+		"symlink empty":                  {argv: []string{"/usr/lib/slurm-ec2/resume", " "}, code: ExitUsage, stderr: "empty hostlist"},
+		"reconcile --all-regions, extra": {argv: []string{"slurm-ec2", "reconcile", "--all-regions", "x"}, code: ExitUsage, stderr: "[--all-regions]"},
+		"status --all-regions, extra":    {argv: []string{"slurm-ec2", "status", "--all-regions", "x"}, code: ExitUsage, stderr: "[--all-regions]"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/slurm-ec2/slurm-ec2/internal/burst"
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
 	"github.com/slurm-ec2/slurm-ec2/internal/logging"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 )
@@ -86,6 +87,10 @@ func runHostlistCommand(ctx context.Context, env *Env, name string, args []strin
 	}
 	if fs.NArg() != 1 {
 		return usagef("usage: slurm-ec2 %s [--config-dir DIR] [--timeout D] HOSTLIST (one Slurm hostlist expression, e.g. aws-spot-[0-3])", name)
+	}
+	// A malformed hostlist is a mistake in the command line, found before anything is touched.
+	if _, err := hostlist.Expand(fs.Arg(0)); err != nil {
+		return usagef("%v: give one Slurm hostlist expression, e.g. aws-spot-[0-3]", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

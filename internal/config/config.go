@@ -31,6 +31,9 @@ const (
 	// reconcile replaces its node: three of EC2's checks, which run every minute (EC2 User Guide,
 	// "Status checks for Amazon EC2 instances"), so one failed check that clears itself is ignored.
 	DefaultHealthCheckGraceSeconds = 180
+	DefaultBackOffBaseSeconds      = 300
+	DefaultBackOffMaxSeconds       = 1800
+	DefaultHoldAfterFailures       = 3
 )
 
 // KV is one key=value of a Slurm setting, kept in file order.
@@ -52,6 +55,9 @@ type Config struct {
 	MetricsFile                                                string
 	LockDir                                                    string // absolute; DefaultLockDir when omitted
 	HealthCheckGraceSeconds                                    int    // 0: act on a failed status check at once
+	// Failed launches and boots (backoff.go): the first back-off, its bound, and how many
+	// failures in a row hold a node group.
+	BackOffBaseSeconds, BackOffMaxSeconds, HoldAfterFailures int
 
 	Partitions []Partition
 

@@ -119,6 +119,7 @@ func TestLoadConfigDefaultsAndValues(t *testing.T) {
 			{"ResumeRate", "100"}, {"TreeWidth", "60000"}, {"PrivateData", "CLOUD"}, {"Flag", "true"}},
 		CoolDownSeconds: 300, OrphanGraceSeconds: 300, CommandTimeoutSeconds: 60, LockDir: DefaultLockDir,
 		HealthCheckGraceSeconds: 180,
+		BackOffBaseSeconds:      300, BackOffMaxSeconds: 1800, HoldAfterFailures: 3,
 	}
 	opt := cmpopts.IgnoreFields(Config{}, "Partitions", "byName")
 	if diff := cmp.Diff(want, cfg, opt, cmpopts.IgnoreUnexported(Config{})); diff != "" {

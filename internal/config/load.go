@@ -24,7 +24,8 @@ var (
 
 	configKeys = []string{"LogLevel", "LogFileName", "SlurmBinPath", "SlurmConf",
 		"ClusterName", "CoolDownSeconds", "OrphanGraceSeconds", "CommandTimeoutSeconds", "MetricsFile", "NodeGroupOptions",
-		"LockDir", "HealthCheckGraceSeconds"}
+		"LockDir", "HealthCheckGraceSeconds",
+		"BackOffBaseSeconds", "BackOffMaxSeconds", "HoldAfterFailures"}
 	nodeGroupOptionKeys = []string{"AllOrNothing"}
 	partitionsKeys      = []string{"Partitions"}
 	partitionKeys       = []string{"PartitionName", "NodeGroups", "PartitionOptions"}
@@ -72,6 +73,9 @@ func load(configFile string, cdata []byte, cerr error, partitionsFile string, pd
 		OrphanGraceSeconds:    DefaultOrphanGraceSeconds,
 		CommandTimeoutSeconds: DefaultCommandTimeoutSeconds,
 		LockDir:               DefaultLockDir,
+		BackOffBaseSeconds:    DefaultBackOffBaseSeconds,
+		BackOffMaxSeconds:     DefaultBackOffMaxSeconds,
+		HoldAfterFailures:     DefaultHoldAfterFailures,
 	}
 	cfg.HealthCheckGraceSeconds = DefaultHealthCheckGraceSeconds
 	cfg.LogFileName = filepath.Join(cfg.Dir, DefaultLogFile)
@@ -169,6 +173,7 @@ func decodeConfig(c *checker, root *node, cfg *Config) map[string]*node {
 	if v, ok := c.integer(m, "", "CommandTimeoutSeconds", 1, 3600, false); ok {
 		cfg.CommandTimeoutSeconds = v
 	}
+	decodeBackOff(c, m, cfg)
 	if v, ok := c.str(m, "", "MetricsFile", false); ok && v != "" {
 		cfg.MetricsFile = beside(cfg.Dir, v)
 	}
@@ -396,6 +401,9 @@ func decodeNodeGroup(c *checker, n *node, path string) *NodeGroup {
 				for _, mem := range o.obj {
 					if mem.key == "SubnetId" {
 						c.add(join(index(op, i), "SubnetId"), "do not set SubnetId in overrides: list subnets in the node group's SubnetIds")
+					}
+					if mem.key == "WeightedCapacity" {
+						checkWeight(c, join(index(op, i), "WeightedCapacity"), mem.val)
 					}
 				}
 			}

@@ -231,6 +231,13 @@ func (s *Sim) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case "POST /ec2sim/counters/reset":
 		s.ResetCounters()
 		reply(nil, nil)
+	case "POST /ec2sim/console":
+		var co consoleJSON
+		if err := decode(&co); err != nil {
+			reply(nil, err)
+			return
+		}
+		reply(nil, s.SetConsoleOutput(co.InstanceID, co.Output))
 	case "GET /ec2sim/capacity":
 		reply(s.Pools(), nil)
 	case "POST /ec2sim/capacity":

@@ -44,6 +44,7 @@ var actions = map[string]handler{
 	"DescribeAvailabilityZones":      (*Sim).describeAvailabilityZones,
 	"DescribeInstanceTypes":          (*Sim).describeInstanceTypes,
 	"DescribeSpotInstanceRequests":   (*Sim).describeSpotInstanceRequests,
+	"GetConsoleOutput":               (*Sim).getConsoleOutput,
 	"DescribeRegions":                (*Sim).describeRegions,
 }
 

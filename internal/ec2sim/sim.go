@@ -321,6 +321,8 @@ type instance struct {
 	ranOnLaunch, done, removed   bool
 	events                       []*schedEvent // scheduled events (health.go)
 	instCheck, sysCheck          check         // status checks (health.go)
+	console                      []byte        // console output set through SetConsoleOutput (console.go)
+	consoleAt                    time.Time     // when it was set
 }
 
 func (in *instance) terminatedAt(shutdownDelay time.Duration) time.Time {

@@ -67,6 +67,12 @@ func CheckGroup(ctx context.Context, api EC2API, s LaunchSpec) []Check {
 		Group: s.Group, Spot: s.Spot, OnDemandOptions: s.OnDemandOptions, SpotOptions: s.SpotOptions,
 		Template: s.Template, Overrides: s.Overrides, SubnetIDs: s.SubnetIDs, Tags: s.Tags, Count: 1,
 	})
+	if n := overrideCount(dry); n > MaxFleetOverrides {
+		add("LaunchTemplateOverrides", false, "%d launch template overrides (%d subnets x %d instance types): CreateFleet takes at most %d; use fewer subnets or instance types, or split the group",
+			n, len(s.SubnetIDs), max(1, len(s.Overrides)), MaxFleetOverrides)
+	} else {
+		add("LaunchTemplateOverrides", true, "%d launch template overrides (at most %d)", n, MaxFleetOverrides)
+	}
 	dry.DryRun = aws.Bool(true)
 	if _, err := api.CreateFleet(ctx, dry); ErrorCode(err) == "DryRunOperation" {
 		add("LaunchTemplateSpecification", true, "allowed to launch (CreateFleet dry run)")
@@ -79,6 +85,23 @@ func CheckGroup(ctx context.Context, api EC2API, s LaunchSpec) []Check {
 		add("Region", false, "DescribeInstances dry run: %s: the head node's role needs ec2:DescribeInstances", describeErr(err))
 	}
 	return out
+}
+
+// MaxFleetOverrides is the most launch template overrides one CreateFleet takes: "a maximum of
+// 300 items is allowed across all launch templates" (FleetLaunchTemplateConfigRequest.Overrides,
+// Amazon EC2 API Reference,
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_FleetLaunchTemplateConfigRequest.html).
+// The reference states it for fleets of type request and maintain and gives no other number for
+// instant fleets, which take the same request shape; it is the only documented bound, so
+// validate --aws holds instant fleets to it too.
+const MaxFleetOverrides = 300
+
+func overrideCount(in *ec2.CreateFleetInput) int {
+	n := 0
+	for _, c := range in.LaunchTemplateConfigs {
+		n += len(c.Overrides)
+	}
+	return n
 }
 
 func describeErr(err error) string {

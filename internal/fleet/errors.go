@@ -19,7 +19,9 @@ const (
 	ClassConfig           // the request is wrong: an admin must fix the configuration
 )
 
-// classes is the one table of EC2 error codes we act on (from "Error codes for the Amazon EC2 API").
+// classes is the one table of EC2 error codes we act on (from "Error codes for the Amazon EC2 API",
+// https://docs.aws.amazon.com/ec2/latest/devguide/errors-overview.html: its common client errors
+// and the client errors of RunInstances and CreateFleet).
 var classes = map[string]Class{
 	"InsufficientInstanceCapacity":                ClassCapacity,
 	"InsufficientHostCapacity":                    ClassCapacity,
@@ -47,7 +49,30 @@ var classes = map[string]Class{
 	"InvalidParameterCombination":                 ClassConfig,
 	"InvalidFleetConfiguration":                   ClassConfig,
 	"MissingParameter":                            ClassConfig,
+	// Retrying cannot fix these either: the image, key pair, security group or instance profile
+	// the launch template names is gone or wrong, or the account may not launch at all.
+	"InvalidLaunchTemplateName.MalformedException": ClassConfig,
+	"InvalidAMIID.NotFound":                        ClassConfig,
+	"InvalidAMIID.Malformed":                       ClassConfig,
+	"InvalidAMIID.Unavailable":                     ClassConfig,
+	"InvalidKeyPair.NotFound":                      ClassConfig,
+	"InvalidGroup.NotFound":                        ClassConfig,
+	"InvalidSecurityGroupID.NotFound":              ClassConfig,
+	"InvalidParameter":                             ClassConfig,
+	"Unsupported":                                  ClassConfig,
+	"OptInRequired":                                ClassPermission,
+	"PendingVerification":                          ClassPermission,
+	"Blocked":                                      ClassPermission,
 }
+
+// Permanent reports whether retrying the same request cannot succeed until someone changes the
+// configuration, the launch template or the account (permission and configuration errors).
+// slurm-ec2 backs a node group off after such an error instead of calling CreateFleet again for
+// every job (backoff.go in internal/burst).
+func (c Class) Permanent() bool { return c == ClassPermission || c == ClassConfig }
+
+// IsPermanent classifies an EC2 error code as Permanent.
+func IsPermanent(code string) bool { return ClassOf(code).Permanent() }
 
 // ClassOf classifies an EC2 error code.
 func ClassOf(code string) Class { return classes[code] }

@@ -51,6 +51,9 @@ type Config struct {
 	Capacity        []Pool
 	DefaultCapacity int
 
+	// ConfigExtra are more config.json keys (e.g. the back-off settings), written as given.
+	ConfigExtra map[string]any
+
 	BootDelay time.Duration // ec2sim pending -> running
 	// ReconcileEvery runs `slurm-ec2 reconcile` on a timer (cron, systemd timer). 0: never.
 	ReconcileEvery time.Duration
@@ -438,6 +441,9 @@ func (c *Cluster) writeConfig(ctx context.Context) error {
 			{"TreeWidth", 60000},
 			{"SlurmctldParameters", "idle_on_node_suspend,power_save_interval=1"},
 		},
+	}
+	for k, v := range c.cfg.ConfigExtra {
+		cfgJSON[k] = v
 	}
 	b, err := json.MarshalIndent(cfgJSON, "", "  ")
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/burst"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
@@ -80,6 +81,9 @@ func checkInvariants(e *env) []string {
 	return bad
 }
 
+// backOffMax is config.json's BackOffMaxSeconds (its default: the faults config leaves it out).
+const backOffMax = 1800 * time.Second
+
 // stuckDown tells whether a DOWN node's reason is one reconcile should have undone by now.
 func stuckDown(n *slurm.Node, now interface{ Unix() int64 }) bool {
 	if strings.HasPrefix(n.Reason, "ResumeTimeout reached") {
@@ -88,6 +92,12 @@ func stuckDown(n *slurm.Node, now interface{ Unix() int64 }) bool {
 	p := burst.ParseReason(n.Reason)
 	if !p.Ours {
 		return false // an administrator's DOWN
+	}
+	if held, until, ok := burst.BackOffRecord(n.Reason); ok {
+		// A node group's back-off after failed boots or launches (docs/configuration.md): held
+		// until a probe registers or an operator releases it; otherwise forgotten at the latest
+		// BackOffMaxSeconds after the back-off ended.
+		return !held && until.Add(backOffMax).Unix() < now.Unix()
 	}
 	if p.CoolDown {
 		return p.Until.Unix() < now.Unix()

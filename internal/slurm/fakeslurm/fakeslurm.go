@@ -40,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -375,6 +376,14 @@ func (s *store) update(args []string, stderr io.Writer) int {
 			return 1
 		}
 		kv[strings.ToLower(k)] = strings.Trim(v, `"`)
+	}
+	if id, ok := kv["jobid"]; ok {
+		// Jobs are not modelled: a job update is recorded (calls.jsonl) and accepted.
+		if _, err := strconv.Atoi(id); err != nil {
+			fmt.Fprintf(stderr, "Invalid job id specified\n")
+			return 1
+		}
+		return 0
 	}
 	names, err := expand(kv["nodename"])
 	if err != nil || len(names) == 0 {
