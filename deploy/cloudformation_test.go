@@ -218,7 +218,8 @@ func TestTemplateHeadPolicy(t *testing.T) {
 			if strings.HasPrefix(act, "ec2:") {
 				ec2Acts = append(ec2Acts, strings.TrimPrefix(act, "ec2:"))
 			}
-			if act == "ec2:TerminateInstances" || (act == "ec2:CreateTags" && !strings.Contains(jsonString(st["Condition"]), "ec2:CreateAction")) {
+			tagged := slices.Contains(fleet.TaggedActions, strings.TrimPrefix(act, "ec2:"))
+			if tagged && (act != "ec2:CreateTags" || !strings.Contains(jsonString(st["Condition"]), "ec2:CreateAction")) {
 				if !strings.Contains(jsonString(st["Condition"]), `"aws:ResourceTag/slurm-ec2:cluster":{"Ref":"ClusterName"}`) {
 					t.Errorf("%s allowed without the cluster tag condition: %v", act, st["Condition"])
 				}

@@ -108,7 +108,7 @@ func Head(in Input) (*Policy, error) {
 			describe = append(describe, "ec2:"+act)
 		case act == "CreateFleet" || act == "RunInstances":
 			launchActions = append(launchActions, "ec2:"+act)
-		case act == "CreateTags" || act == "TerminateInstances":
+		case act == "CreateTags" || act == "TerminateInstances" || act == "GetConsoleOutput":
 		default:
 			return nil, fmt.Errorf("fleet.HeadNodeActions lists %q, which the policy generator does not know how to scope: teach internal/iampolicy about it", act)
 		}
@@ -186,6 +186,16 @@ func Head(in Input) (*Policy, error) {
 		},
 		{
 			Sid: "TerminateOnlyThisClustersInstances", Effect: "Allow", Action: []string{"ec2:TerminateInstances"},
+			Resource: each("instance/*"),
+			Condition: map[string]map[string][]string{"StringEquals": {
+				"aws:ResourceTag/" + ClusterTagKey: {in.ClusterName},
+			}},
+		},
+		{
+			// GetConsoleOutput takes the instance resource and its tags as conditions (Service
+			// Authorization Reference, "Actions, resources, and condition keys for Amazon EC2"):
+			// the console of this cluster's instances only, for the log line of a failed boot.
+			Sid: "ReadTheConsoleOfThisClustersInstances", Effect: "Allow", Action: []string{"ec2:GetConsoleOutput"},
 			Resource: each("instance/*"),
 			Condition: map[string]map[string][]string{"StringEquals": {
 				"aws:ResourceTag/" + ClusterTagKey: {in.ClusterName},
