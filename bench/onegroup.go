@@ -96,7 +96,7 @@ func oneGroupMarkdown(res *results) string {
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	w("\n## Resume, one node group: Name tags at EC2's CreateTags rate\n\n")
 	if m := res.OneGroupMachine; m != nil {
-		w("Measured %s at commit `%s` (%d logical CPUs, shared with other work: the machine was loaded).\n", m.Date, m.Commit, m.CPUs)
+		w("Measured %s at commit `%s` (%d logical CPUs, shared with other work).\n", m.Date, m.Commit, m.CPUs)
 	}
 	w("N nodes of one on-demand node group (`aws-east1`: two instance types, two subnets, us-east-1),\n")
 	w("one resume, `-latency aws -throttle aws`, the same 10,000-node Slurm table. Run alone with\n")
@@ -111,8 +111,8 @@ func oneGroupMarkdown(res *results) string {
 		rr := row.Exit.Seconds() / max(row.BoundExit.Seconds(), 1e-9)
 		py := "n/a"
 		if ref, ok := pythonReference[row.N]; ok {
-			py = fmt.Sprintf("%s / %s (ours %s)", secs(ref.Addresses), secs(ref.NameTags),
-				verdict(row.Exit < ref.NameTags && row.Addr < ref.Addresses, "not below"))
+			py = fmt.Sprintf("%s / %s; ours below both: %s", secs(ref.Addresses), secs(ref.NameTags),
+				verdict(row.Exit < ref.NameTags && row.Addr < ref.Addresses, "Name tags done not below"))
 		}
 		var addrs, exits, tags []string
 		for i, r := range row.Runs {
