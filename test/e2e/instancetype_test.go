@@ -77,7 +77,15 @@ func TestInstanceType(t *testing.T) {
 	if err := os.WriteFile(gresConf, gres, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Remove(gresConf) }) // the other scenarios share the directory
+	t.Cleanup(func() { // the other scenarios share the directory
+		os.Remove(gresConf)
+		os.Remove(filepath.Join(c.Etc, "gres.conf.aws"))
+	})
+	// slurmctld reads gres.conf too (it started before the file existed): as an administrator
+	// does after installing gres.conf.
+	if out, err := c.Slurm(ctx, "scontrol", "reconfigure"); err != nil {
+		t.Fatalf("scontrol reconfigure: %v: %s", err, out)
+	}
 
 	// More memory than RealMemory: no node of the partition can ever run it.
 	if id, err := c.Sbatch(ctx, "true", "-p", "cpu", "--mem=4000", outFlag(c)); err == nil {
