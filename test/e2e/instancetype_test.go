@@ -81,11 +81,10 @@ func TestInstanceType(t *testing.T) {
 		os.Remove(gresConf)
 		os.Remove(filepath.Join(c.Etc, "gres.conf.aws"))
 	})
-	// slurmctld reads gres.conf too (it started before the file existed): as an administrator
-	// does after installing gres.conf.
-	if out, err := c.Slurm(ctx, "scontrol", "reconfigure"); err != nil {
-		t.Fatalf("scontrol reconfigure: %v: %s", err, out)
-	}
+	// For the slurmds only: slurmctld started before the file existed. With the harness's
+	// SlurmdParameters=config_overrides, slurmctld loads gres.conf itself at start and at
+	// reconfigure, and (22.05, observed) then counts 0 GPUs for these never-registered cloud
+	// nodes ("gres/gpu: Count changed ... (0 != 1)") and sets the first one to register INVAL.
 
 	// More memory than RealMemory: no node of the partition can ever run it.
 	if id, err := c.Sbatch(ctx, "true", "-p", "cpu", "--mem=4000", outFlag(c)); err == nil {
