@@ -220,8 +220,9 @@ func splitOutsideParens(s string) []string {
 
 // WriteGres writes the gres.conf lines of every node group whose SlurmSpecifications give
 // Gres= or whose instance types have GPUs (shapes). It reports whether there was any. NVIDIA
-// GPUs described from EC2 get their device files (File=/dev/nvidia[0-N], see gpuDeviceFiles);
-// Gres given in SlurmSpecifications gets counts only, since its devices are not known. For
+// GPUs described from EC2 get their device files (File=/dev/nvidia[0-N], see gpuDeviceFiles),
+// and so does a gpu count given in SlurmSpecifications when EC2 described the group's types as
+// NVIDIA; other gres get counts only, since their devices are not known. For
 // device binding on an AMI whose slurmd is built with NVML, "AutoDetect=nvml" in the compute
 // nodes' gres.conf does both; the header of the output says so.
 func WriteGres(w io.Writer, cfg *config.Config, shapes *Shapes) (wrote bool, err error) {
@@ -233,8 +234,8 @@ func WriteGres(w io.Writer, cfg *config.Config, shapes *Shapes) (wrote bool, err
 		return false, nil
 	}
 	bw := bufio.NewWriter(w)
-	fmt.Fprintln(bw, "# slurm-ec2: gres.conf for the cloud node groups. NVIDIA GPUs described from EC2 name their")
-	fmt.Fprintln(bw, "# device files; Gres from SlurmSpecifications is a count only (slurmd ignores a gpu line without File=).")
+	fmt.Fprintln(bw, "# slurm-ec2: gres.conf for the cloud node groups. NVIDIA GPUs known from EC2 name their device")
+	fmt.Fprintln(bw, "# files; other lines are counts only (slurmd ignores a gpu line without File=: give one there).")
 	fmt.Fprintln(bw, "# With an NVML-enabled slurmd on the compute AMI, AutoDetect=nvml finds the GPUs instead.")
 	for _, gg := range groups {
 		for _, g := range gg.gres {
@@ -242,8 +243,12 @@ func WriteGres(w io.Writer, cfg *config.Config, shapes *Shapes) (wrote bool, err
 			if g.Type != "" {
 				fmt.Fprintf(bw, " Type=%s", g.Type)
 			}
-			if g.Name == "gpu" && gg.gpuFile != "" {
-				fmt.Fprintf(bw, " File=%s\n", gg.gpuFile)
+			file := gg.gpuFile
+			if file == "" && g.Name == "gpu" {
+				file = givenGPUFile(gg.group, shapes, g.Count)
+			}
+			if g.Name == "gpu" && file != "" {
+				fmt.Fprintf(bw, " File=%s\n", file)
 				continue
 			}
 			fmt.Fprintf(bw, " Count=%s\n", g.Count)

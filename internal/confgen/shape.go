@@ -244,10 +244,40 @@ func gpuDeviceFiles(c fleet.Shape) string {
 	if len(c.GPUs) != 1 || c.GPUs[0].Manufacturer != "NVIDIA" || c.GPUs[0].Count <= 0 {
 		return ""
 	}
-	if n := c.GPUs[0].Count; n > 1 {
+	return nvidiaFiles(c.GPUs[0].Count)
+}
+
+func nvidiaFiles(n int) string {
+	if n > 1 {
 		return fmt.Sprintf("/dev/nvidia[0-%d]", n-1)
 	}
 	return "/dev/nvidia0"
+}
+
+// givenGPUFile is the File= for a gpu count given in SlurmSpecifications, when EC2 described
+// the group's types (shapes) as having at least that many NVIDIA GPUs; "" otherwise.
+func givenGPUFile(g *config.NodeGroup, shapes *Shapes, count string) string {
+	n, err := strconv.Atoi(count)
+	if err != nil || n <= 0 {
+		return ""
+	}
+	names, reqs, _ := shapes.typesOf(g)
+	if len(names) == 0 || len(reqs) > 0 {
+		return ""
+	}
+	var list []fleet.Shape
+	for _, name := range names {
+		s, ok := shapes.shape(name)
+		if !ok {
+			return ""
+		}
+		list = append(list, s)
+	}
+	c, _ := fleet.Common(list)
+	if len(c.GPUs) != 1 || c.GPUs[0].Manufacturer != "NVIDIA" || c.GPUs[0].Count < n {
+		return ""
+	}
+	return nvidiaFiles(n)
 }
 
 // features names what users select nodes by (sbatch --constraint): the instance type, its
