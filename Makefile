@@ -49,8 +49,13 @@ check: deps build test fuzz e2e ## everything CI runs: packages, build, lint, al
 clean: ## remove build output
 	rm -rf $(BIN)
 
-e2e: build ## real Slurm 22.05 + ec2sim end-to-end scenarios (root, Debian slurmctld/slurmd/munge; < 15 min)
-	SLURM_EC2_E2E=1 $(GO) test -count=1 -v -timeout 20m ./test/e2e/ $(E2E_FLAGS)
+# SLURM_VERSION=22.05|24.11|26.05 runs that Slurm release (Debian 12, 13, unstable) from a root
+# filesystem built once with mmdebstrap under /var/cache/slurm-ec2-e2e/<release> (see
+# test/e2e/slurm-root.sh); unset: this machine's Slurm packages.
+SLURM_VERSION ?=
+e2e: build ## real Slurm + ec2sim end-to-end scenarios (root; SLURM_VERSION=22.05|24.11|26.05, default the machine's Slurm; < 15 min)
+	@if [ -n "$(SLURM_VERSION)" ]; then test/e2e/slurm-root.sh $(SLURM_VERSION) >/dev/null; fi
+	SLURM_EC2_E2E=1 E2E_SLURM_VERSION=$(SLURM_VERSION) $(GO) test -count=1 -v -timeout 20m ./test/e2e/ $(E2E_FLAGS)
 
 demo: ## one-command demo on a fresh Debian machine (root): installs Slurm, builds, bursts jobs into ec2sim; KEEP=1 leaves it running
 	test/e2e/demo.sh

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/slurm-ec2/slurm-ec2/internal/confgen"
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
@@ -24,6 +27,7 @@ func runGenerateConf(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "generate-conf")
 	dir := addConfigFlag(fs)
 	out := fs.String("o", "", "output file, or - for stdout (default: "+slurmConfOut+" in the config directory)")
+	slurmVersion := fs.String("slurm-version", "", "Slurm release the snippet is for, such as 24.11 (default: what `scontrol version` says)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -42,8 +46,15 @@ func runGenerateConf(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	rel, err := slurmRelease(ctx, env, cfg, *slurmVersion)
+	if err != nil {
+		return err
+	}
+	for _, line := range confgen.Choices(cfg, rel) {
+		fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: %s\n", line)
+	}
 	var conf, gres bytes.Buffer
-	if err := confgen.Write(&conf, cfg); err != nil {
+	if err := confgen.WriteRelease(&conf, cfg, rel); err != nil {
 		return &UsageError{Msg: err.Error()}
 	}
 	wroteGres, err := confgen.WriteGres(&gres, cfg)
@@ -74,6 +85,30 @@ func runGenerateConf(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: wrote %s: append it to gres.conf on the head and compute nodes\n", gp)
 	}
 	return nil
+}
+
+// slurmRelease is the --slurm-version flag, else the release `scontrol version` (in
+// SlurmBinPath, run without a shell) reports; unknown (zero) when scontrol cannot say.
+func slurmRelease(ctx context.Context, env *Env, cfg *config.Config, flagValue string) (confgen.Release, error) {
+	if flagValue != "" {
+		rel, err := confgen.ParseRelease(flagValue)
+		if err != nil {
+			return rel, &UsageError{Msg: "--slurm-version: " + err.Error()}
+		}
+		return rel, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	scontrol := filepath.Join(cfg.SlurmBinPath, "scontrol")
+	out, err := exec.CommandContext(ctx, scontrol, "version").Output()
+	if err == nil {
+		if rel, perr := confgen.ParseRelease(string(out)); perr == nil {
+			fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: %s version: %s\n", scontrol, strings.TrimSpace(string(out)))
+			return rel, nil
+		}
+	}
+	fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: %s version did not name a release (%v); pass --slurm-version\n", scontrol, err)
+	return confgen.Release{}, nil
 }
 
 // writeFileAtomic replaces name with data through a temporary file in the same directory,
