@@ -204,6 +204,9 @@ type Cluster struct {
 	reconcileWG   sync.WaitGroup
 	reconcileMu   sync.Mutex // one reconcile at a time, as a cron lock would
 	Reconciles    []ReconcileRun
+
+	statesMu   sync.Mutex
+	statesSeen map[string]bool
 }
 
 // ReconcileRun is one run of `slurm-ec2 reconcile`.
@@ -602,6 +605,7 @@ func (c *Cluster) startSlurmctld(ctx context.Context) error {
 	for {
 		out, err := c.Slurm(ctx, "scontrol", "ping")
 		if err == nil && strings.Contains(out, "is UP") {
+			appendFile(filepath.Join(c.Root, "log/scontrol-ping.txt"), out)
 			break
 		}
 		if time.Now().After(deadline) {
