@@ -111,7 +111,23 @@ func start(t *testing.T, cfg Config) (*Cluster, context.Context) {
 	timingsMu.Lock()
 	ranSlurm = c.SlurmVersion
 	timingsMu.Unlock()
+	// Sample the nodes every second, so log/node-states.txt holds every state this release
+	// shows during the scenario (powering up, running, DOWN after ResumeTimeout, ...).
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for sampleCtx.Err() == nil {
+			c.Nodes(sampleCtx)
+			select {
+			case <-sampleCtx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
 	t.Cleanup(func() {
+		stopSampling()
+		<-sampled
 		if t.Failed() {
 			dumpState(t, c)
 		}
