@@ -388,8 +388,7 @@ func TestScenario2Capacity(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The on-demand nodes Slurm picked first go DOWN with the EC2 code as reason.
-	var downAt time.Time
-	downAt = waitFor(t, ctx, 30*time.Second, "on-demand nodes DOWN with InsufficientInstanceCapacity", func() (bool, string) {
+	downAt := waitFor(t, ctx, 30*time.Second, "on-demand nodes DOWN with InsufficientInstanceCapacity", func() (bool, string) {
 		nodes, err := c.Nodes(ctx)
 		if err != nil {
 			return false, err.Error()
