@@ -91,13 +91,12 @@ func TestRecordedStatesParse(t *testing.T) {
 // TestRecordedPowerSaveCycle: each release's recording holds every state of slurm-ec2's
 // power-save cycle, and the predicates slurm-ec2 decides with read each one right.
 func TestRecordedPowerSaveCycle(t *testing.T) {
-	type want struct {
-		what string
-		pick func(Node) bool // which recorded node shows this state
-		ok   func(Node) bool // what slurm-ec2 must read from it
-	}
 	cloud := func(n Node) bool { return n.Has("CLOUD") }
-	cycle := []want{
+	// pick: which recorded node shows the state; ok: what slurm-ec2 must read from it.
+	cycle := []struct {
+		what     string
+		pick, ok func(Node) bool
+	}{
 		{"powered down (idle~)",
 			func(n Node) bool { return cloud(n) && n.State == "IDLE" && n.PoweredDown() && len(n.Flags) == 2 },
 			func(n Node) bool { return !n.PoweringUp() && !n.PoweringDown() && !n.IsDown() }},
@@ -118,16 +117,27 @@ func TestRecordedPowerSaveCycle(t *testing.T) {
 			func(n Node) bool { return cloud(n) && n.IsDown() && n.PoweredDown() },
 			func(n Node) bool { return n.IsDown() && n.PoweredDown() && n.Reason != "" }},
 		{"taken out after a spot interruption, slurm-ec2's reason",
-			func(n Node) bool { return cloud(n) && strings.Contains(n.Reason, "spot interruption") },
+			func(n Node) bool {
+				return cloud(n) && (strings.Contains(n.Reason, "spot interruption") || strings.Contains(n.Reason, "SpotInstanceTermination"))
+			},
 			func(n Node) bool { return n.Drained() || n.IsDown() }},
 	}
 	for _, rel := range releases {
-		nodes, _, err := ParseNodes(readTestdata(t, "scontrol-"+rel+"-states.txt"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		t.Run(rel, func(t *testing.T) { checkCycle(t, rel, cycle) })
+	}
+}
+
+func checkCycle(t *testing.T, rel string, cycle []struct {
+	what     string
+	pick, ok func(Node) bool
+}) {
+	nodes, _, err := ParseNodes(readTestdata(t, "scontrol-"+rel+"-states.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	{
 		for _, w := range cycle {
-			t.Run(rel+"/"+w.what, func(t *testing.T) {
+			t.Run(w.what, func(t *testing.T) {
 				found := 0
 				for _, n := range nodes {
 					if !w.pick(n) {
