@@ -120,7 +120,8 @@ func TestRecordedPowerSaveCycle(t *testing.T) {
 			func(n Node) bool {
 				return cloud(n) && (strings.Contains(n.Reason, "spot interruption") || strings.Contains(n.Reason, "SpotInstanceTermination"))
 			},
-			func(n Node) bool { return n.Drained() || n.IsDown() }},
+			// out of service, or on its way back to power saving (idle_on_node_suspend keeps the reason)
+			func(n Node) bool { return n.Drained() || n.IsDown() || n.PoweringDown() || n.PoweredDown() }},
 	}
 	for _, rel := range releases {
 		t.Run(rel, func(t *testing.T) { checkCycle(t, rel, cycle) })
