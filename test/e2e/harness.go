@@ -349,8 +349,13 @@ export SLURM_EC2_CONFIG_DIR=%s E2E_ROOT=%s
 if [ -n "${SLURM_RESUME_FILE:-}" ]; then
   mkdir -p "$E2E_ROOT/log/resume-files" && cat "$SLURM_RESUME_FILE" > "$E2E_ROOT/log/resume-files/$$.json" 2>/dev/null
 fi
+# the nodes as slurmctld left them at ResumeTimeout, before slurm-ec2 acts (newer releases
+# show that state for well under a second)
+if [ "%s" = resume-fail ]; then
+  /usr/bin/scontrol -o show node "$1" >> "$E2E_ROOT/log/node-states-resume-fail.txt" 2>&1
+fi
 exec %s %s "$@"
-`, c.EC2URL, c.Etc, c.Root, filepath.Join(c.Bin, "slurm-ec2"), prog)
+`, c.EC2URL, c.Etc, c.Root, prog, filepath.Join(c.Bin, "slurm-ec2"), prog)
 		if err := os.WriteFile(filepath.Join(c.Etc, prog), []byte(script), 0o755); err != nil {
 			return fmt.Errorf("writing the %s wrapper: %w", prog, err)
 		}
