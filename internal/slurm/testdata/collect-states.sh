@@ -6,7 +6,7 @@
 set -euo pipefail
 for d in "$@"; do
   for f in "$d"/TestScenario{1,3,4,7}*/node-states{,-resume-fail}.txt; do
-    [ -f "$f" ] && cat "$f"
+    if [ -f "$f" ]; then cat "$f"; fi
   done
 done | awk '{
   state = $0; sub(/.* State=/, "", state); sub(/ .*/, "", state)
