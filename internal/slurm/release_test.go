@@ -96,32 +96,38 @@ func TestRecordedPowerSaveCycle(t *testing.T) {
 	cycle := []struct {
 		what     string
 		pick, ok func(Node) bool
+		skip     string // release that does not show this state long enough to record it
 	}{
 		{"powered down (idle~)",
 			func(n Node) bool { return cloud(n) && n.State == "IDLE" && n.PoweredDown() && len(n.Flags) == 2 },
-			func(n Node) bool { return !n.PoweringUp() && !n.PoweringDown() && !n.IsDown() }},
+			func(n Node) bool { return !n.PoweringUp() && !n.PoweringDown() && !n.IsDown() }, ""},
 		{"powering up for a job (alloc#/mix#)",
 			func(n Node) bool {
 				return cloud(n) && n.Has("POWERING_UP") && (n.State == "ALLOCATED" || n.State == "MIXED")
 			},
-			func(n Node) bool { return n.PoweringUp() && !n.PoweredDown() && !n.Responding() }},
+			func(n Node) bool { return n.PoweringUp() && !n.PoweredDown() && !n.Responding() }, ""},
 		{"powered up and running a job",
 			func(n Node) bool {
 				return cloud(n) && (n.State == "ALLOCATED" || n.State == "MIXED") && len(n.Flags) == 1
 			},
-			func(n Node) bool { return !n.PoweringUp() && !n.PoweredDown() && !n.PoweringDown() && n.Responding() }},
+			func(n Node) bool { return !n.PoweringUp() && !n.PoweredDown() && !n.PoweringDown() && n.Responding() }, ""},
 		{"powering down (idle%)",
 			func(n Node) bool { return cloud(n) && n.Has("POWERING_DOWN") },
-			func(n Node) bool { return n.PoweringDown() && !n.PoweringUp() }},
+			func(n Node) bool { return n.PoweringDown() && !n.PoweringUp() }, ""},
 		{"DOWN after ResumeTimeout, resume-fail's reason",
 			func(n Node) bool { return cloud(n) && n.IsDown() && n.PoweredDown() },
-			func(n Node) bool { return n.IsDown() && n.PoweredDown() && n.Reason != "" }},
+			func(n Node) bool { return n.IsDown() && n.PoweredDown() && n.Reason != "" }, ""},
 		{"taken out after a spot interruption, slurm-ec2's reason",
 			func(n Node) bool {
 				return cloud(n) && (strings.Contains(n.Reason, "spot interruption") || strings.Contains(n.Reason, "SpotInstanceTermination"))
 			},
 			// out of service, or on its way back to power saving (idle_on_node_suspend keeps the reason)
-			func(n Node) bool { return n.Drained() || n.IsDown() || n.PoweringDown() || n.PoweredDown() }},
+			func(n Node) bool { return n.Drained() || n.IsDown() || n.PoweringDown() || n.PoweredDown() },
+			// 22.05 clears the reason when it powers the node down, within the sampling second
+			"22.05"},
+		{"asked to power down (POWER_DOWN)",
+			func(n Node) bool { return cloud(n) && n.Has("POWER_DOWN") },
+			func(n Node) bool { return n.PoweringDown() && !n.PoweringUp() }, ""},
 	}
 	for _, rel := range releases {
 		t.Run(rel, func(t *testing.T) { checkCycle(t, rel, cycle) })
@@ -131,6 +137,7 @@ func TestRecordedPowerSaveCycle(t *testing.T) {
 func checkCycle(t *testing.T, rel string, cycle []struct {
 	what     string
 	pick, ok func(Node) bool
+	skip     string
 }) {
 	nodes, _, err := ParseNodes(readTestdata(t, "scontrol-"+rel+"-states.txt"))
 	if err != nil {
@@ -139,6 +146,9 @@ func checkCycle(t *testing.T, rel string, cycle []struct {
 	{
 		for _, w := range cycle {
 			t.Run(w.what, func(t *testing.T) {
+				if w.skip == rel {
+					t.Skipf("Slurm %s shows this state for less than the recording's sampling second", rel)
+				}
 				found := 0
 				for _, n := range nodes {
 					if !w.pick(n) {
