@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/slurm-ec2/slurm-ec2/internal/cli.Version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: help build test lint e2e bench demo faults fuzz clean deps check
+.PHONY: help build test lint e2e e2e-all e2e-roots-clean bench demo faults fuzz clean deps check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -37,8 +37,9 @@ test: lint ## lint, then every Go test with the race detector (unit, integration
 
 # Debian packages the tests need: real Slurm and munge for the end-to-end tests, and the EC2
 # clients nobody here wrote (awscli, boto3) for ec2sim's fidelity test.
+# mmdebstrap builds the root filesystems of the other Slurm releases the e2e tests run.
 DEB_PACKAGES := slurmctld slurmd slurm-client munge awscli python3-boto3 iproute2 util-linux procps \
-	ca-certificates git make gcc rpm
+	ca-certificates git make gcc rpm mmdebstrap
 
 deps: ## install the Debian packages the tests need (root; daemons are not started)
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -55,16 +56,33 @@ FUZZTIME ?= 10
 fuzz: ## run every fuzz target (config, hostlist, scontrol output, SLURM_RESUME_FILE, EC2 query, ...) for FUZZTIME seconds each
 	GO=$(GO) test/faults/fuzz.sh $(FUZZTIME)
 
-check: deps build test fuzz e2e ## everything CI runs: packages, build, lint, all Go tests, fuzzing, real-Slurm end to end
+check: deps build test fuzz e2e-all ## everything CI runs: packages, build, lint, all Go tests, fuzzing, real-Slurm end to end on 22.05, 24.11 and 26.05
 
 clean: ## remove build output
 	rm -rf $(BIN)
 
-e2e: build ## real Slurm 22.05 + ec2sim end-to-end scenarios (root, Debian slurmctld/slurmd/munge; < 15 min)
-	SLURM_EC2_E2E=1 $(GO) test -count=1 -v -timeout 20m ./test/e2e/ $(E2E_FLAGS)
+# SLURM_VERSION=22.05|24.11|26.05 runs that Slurm release (Debian 12, 13, unstable) from a root
+# filesystem built once with mmdebstrap under /var/cache/slurm-ec2-e2e/<release> (see
+# test/e2e/slurm-root.sh); unset: this machine's Slurm packages.
+SLURM_VERSION ?=
+e2e: build ## real Slurm + ec2sim end-to-end scenarios (root; SLURM_VERSION=22.05|24.11|26.05, default the machine's Slurm; < 15 min)
+	@if [ -n "$(SLURM_VERSION)" ]; then test/e2e/slurm-root.sh $(SLURM_VERSION) >/dev/null; fi
+	SLURM_EC2_E2E=1 E2E_SLURM_VERSION=$(SLURM_VERSION) $(GO) test -count=1 -v -timeout 20m ./test/e2e/ $(E2E_FLAGS)
 
-demo: ## one-command demo on a fresh Debian machine (root): installs Slurm, builds, bursts jobs into ec2sim; KEEP=1 leaves it running
-	test/e2e/demo.sh
+# Every scenario on each release, one release after the other; a summary table per release.
+E2E_RELEASES ?= 22.05 24.11 26.05
+e2e-all: build ## every end-to-end scenario on each of E2E_RELEASES (22.05 24.11 26.05; ~35 min)
+	@rc=0; for v in $(E2E_RELEASES); do \
+	  echo "=== make e2e SLURM_VERSION=$$v"; start=$$(date +%s); \
+	  $(MAKE) --no-print-directory e2e SLURM_VERSION=$$v || rc=1; \
+	  echo "=== make e2e SLURM_VERSION=$$v: $$(( $$(date +%s) - start )) s"; \
+	done; exit $$rc
+
+e2e-roots-clean: ## delete the cached Slurm root filesystems (rebuilt on the next SLURM_VERSION run)
+	rm -rf --one-file-system $${SLURM_EC2_E2E_CACHE:-/var/cache/slurm-ec2-e2e}
+
+demo: ## one-command demo on a fresh Debian machine (root): installs Slurm, builds, bursts jobs into ec2sim; KEEP=1 leaves it running; SLURM_VERSION=24.11|26.05 for another release
+	SLURM_VERSION=$(SLURM_VERSION) test/e2e/demo.sh
 
 include deploy/dist.mk
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -30,6 +31,7 @@ func runGenerateConf(ctx context.Context, env *Env, args []string) error {
 	out := fs.String("o", "", "output file, or - for stdout (default: "+slurmConfOut+" in the config directory)")
 	noEC2 := fs.Bool("no-ec2", false, "never ask EC2: node groups without CPUs or RealMemory get only what partitions.json gives")
 	timeout := fs.Duration("ec2-timeout", defaultDescribeTimeout, "how long to wait for EC2 (DescribeInstanceTypes) before giving up")
+	slurmVersion := fs.String("slurm-version", "", "Slurm release the snippet is for, such as 24.11 (default: what `scontrol version` says)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -48,6 +50,13 @@ func runGenerateConf(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	rel, err := slurmRelease(ctx, env, cfg, *slurmVersion)
+	if err != nil {
+		return err
+	}
+	for _, line := range confgen.Choices(cfg, rel) {
+		fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: %s\n", line)
+	}
 	var shapes *confgen.Shapes
 	if !*noEC2 {
 		if shapes, err = describeGroups(ctx, cfg, fleet.NewClients(ec2Options(*timeout)), *timeout, false, func(msg string) {
@@ -60,7 +69,7 @@ func runGenerateConf(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: warning: %s\n", w)
 	}
 	var conf, gres bytes.Buffer
-	if err := confgen.Write(&conf, cfg, shapes); err != nil {
+	if err := confgen.Write(&conf, cfg, shapes, rel); err != nil {
 		return &UsageError{Msg: err.Error()}
 	}
 	wroteGres, err := confgen.WriteGres(&gres, cfg, shapes)
@@ -91,6 +100,30 @@ func runGenerateConf(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: wrote %s: append it to gres.conf on the head and compute nodes\n", gp)
 	}
 	return nil
+}
+
+// slurmRelease is the --slurm-version flag, else the release `scontrol version` (in
+// SlurmBinPath, run without a shell) reports; unknown (zero) when scontrol cannot say.
+func slurmRelease(ctx context.Context, env *Env, cfg *config.Config, flagValue string) (confgen.Release, error) {
+	if flagValue != "" {
+		rel, err := confgen.ParseRelease(flagValue)
+		if err != nil {
+			return rel, &UsageError{Msg: "--slurm-version: " + err.Error()}
+		}
+		return rel, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	scontrol := filepath.Join(cfg.SlurmBinPath, "scontrol")
+	out, err := exec.CommandContext(ctx, scontrol, "version").Output()
+	if err == nil {
+		if rel, perr := confgen.ParseRelease(string(out)); perr == nil {
+			fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: %s version: %s\n", scontrol, strings.TrimSpace(string(out)))
+			return rel, nil
+		}
+	}
+	fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: %s version did not name a release (%v); pass --slurm-version\n", scontrol, err)
+	return confgen.Release{}, nil
 }
 
 // writeFileAtomic replaces name with data through a temporary file in the same directory,

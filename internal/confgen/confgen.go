@@ -38,17 +38,18 @@ const (
 	resumeFailName = "resume-fail"
 )
 
-// Write writes the slurm.conf snippet: SlurmConf in file order, the cloud settings above
-// that SlurmConf does not give, one NodeName line per node group and one PartitionName line
-// per partition. shapes (nil when nothing was looked up) fills in what SlurmSpecifications
-// leave out of a NodeName line; comment lines above it say what came from EC2.
-func Write(w io.Writer, cfg *config.Config, shapes *Shapes) error {
+// Write writes the slurm.conf snippet for Slurm release rel (the zero Release: unknown, today's
+// output): SlurmConf in file order, the cloud settings above that SlurmConf does not give (those
+// rel accepts), one NodeName line per node group and one PartitionName line per partition.
+// shapes (nil when nothing was looked up) fills in what SlurmSpecifications leave out of a
+// NodeName line; comment lines above it say what came from EC2.
+func Write(w io.Writer, cfg *config.Config, shapes *Shapes, rel Release) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "# slurm-ec2 generate-conf: append to slurm.conf (from %s and %s)\n", filepath.Base(cfg.ConfigFile), filepath.Base(cfg.PartitionsFile))
 	for _, kv := range cfg.SlurmConf {
 		fmt.Fprintf(bw, "%s=%s\n", kv.Key, kv.Value)
 	}
-	rec, err := recommended(cfg, shapes)
+	rec, err := recommended(cfg, shapes, rel)
 	if err != nil {
 		return err
 	}
@@ -97,7 +98,7 @@ func Write(w io.Writer, cfg *config.Config, shapes *Shapes) error {
 	return nil
 }
 
-func recommended(cfg *config.Config, shapes *Shapes) ([]config.KV, error) {
+func recommended(cfg *config.Config, shapes *Shapes, rel Release) ([]config.KV, error) {
 	var out []config.KV
 	// GresTypes must list every gres name used by a NodeName line, or slurmctld refuses
 	// to start.
@@ -119,11 +120,13 @@ func recommended(cfg *config.Config, shapes *Shapes) ([]config.KV, error) {
 	if rp, ok := config.Lookup(cfg.SlurmConf, "ResumeProgram"); ok && rp != "" {
 		out = append(out, config.KV{Key: "ResumeFailProgram", Value: path.Join(path.Dir(rp), resumeFailName)})
 	}
-	return append(out,
+	out = append(out,
 		config.KV{Key: "SuspendTimeout", Value: defaultSuspendTimeout},
-		config.KV{Key: "SlurmctldParameters", Value: defaultSlurmctldParameters},
-		config.KV{Key: "CommunicationParameters", Value: defaultCommunicationParameters},
-	), nil
+		config.KV{Key: "SlurmctldParameters", Value: defaultSlurmctldParameters})
+	if v := communicationParameters(rel); v != "" {
+		out = append(out, config.KV{Key: "CommunicationParameters", Value: v})
+	}
+	return out, nil
 }
 
 // nodeGroupGres is a node group's parsed Gres= specification.

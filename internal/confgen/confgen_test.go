@@ -48,7 +48,7 @@ func TestGolden(t *testing.T) {
 				shapes = simShapes(t, cfg)
 			}
 			var conf, gres bytes.Buffer
-			if err := Write(&conf, cfg, shapes); err != nil {
+			if err := Write(&conf, cfg, shapes, Release{}); err != nil {
 				t.Fatal(err)
 			}
 			wrote, err := WriteGres(&gres, cfg, shapes)
@@ -66,7 +66,7 @@ func TestGolden(t *testing.T) {
 			}
 			// Idempotence: the same config gives the same bytes.
 			var again bytes.Buffer
-			if err := Write(&again, cfg, shapes); err != nil || !bytes.Equal(again.Bytes(), conf.Bytes()) {
+			if err := Write(&again, cfg, shapes, Release{}); err != nil || !bytes.Equal(again.Bytes(), conf.Bytes()) {
 				t.Errorf("second Write differs (err %v)", err)
 			}
 		})
@@ -93,7 +93,7 @@ func golden(t *testing.T, file string, got []byte) {
 func TestExample1Lines(t *testing.T) {
 	cfg := load(t, filepath.Join(specDir, "config.json"), filepath.Join(specDir, "partitions-example1.json"))
 	var buf bytes.Buffer
-	if err := Write(&buf, cfg, nil); err != nil {
+	if err := Write(&buf, cfg, nil, Release{}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(buf.String(), "\n")
@@ -132,7 +132,7 @@ func TestExample1Lines(t *testing.T) {
 func TestOverridesNeverTwice(t *testing.T) {
 	cfg := load(t, "testdata/gpu-config.json", "testdata/gpu-partitions.json")
 	var buf bytes.Buffer
-	if err := Write(&buf, cfg, simShapes(t, cfg)); err != nil {
+	if err := Write(&buf, cfg, simShapes(t, cfg), Release{}); err != nil {
 		t.Fatal(err)
 	}
 	out := strings.ToLower(buf.String())

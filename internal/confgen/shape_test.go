@@ -77,7 +77,7 @@ func TestTypesNodeLines(t *testing.T) {
 	cfg := load(t, "testdata/gpu-config.json", "testdata/types-partitions.json")
 	shapes := simShapes(t, cfg)
 	var conf, gres bytes.Buffer
-	if err := Write(&conf, cfg, shapes); err != nil {
+	if err := Write(&conf, cfg, shapes, Release{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := WriteGres(&gres, cfg, shapes); err != nil {

@@ -1,8 +1,10 @@
 #!/bin/bash
-# make demo: slurm-ec2 bursting a real Slurm 22.05 into ec2sim, on one Debian machine.
+# make demo: slurm-ec2 bursting a real Slurm into ec2sim, on one Debian machine.
 # Installs what it needs (Debian's slurmctld, slurmd, slurm-client, munge), builds the
 # binaries, then runs test/e2e/cmd/demo: cluster up, a few jobs, live progress, summary,
 # everything stopped at the end (KEEP=1 leaves the cluster running).
+# SLURM_VERSION=22.05|24.11|26.05 runs that release from a cached root filesystem
+# (test/e2e/slurm-root.sh, built with mmdebstrap on first use); unset: the machine's Slurm.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -33,4 +35,12 @@ if ! command -v go >/dev/null; then
 fi
 
 make --no-print-directory build
-exec go run ./test/e2e/cmd/demo "$@"
+if [ -n "${SLURM_VERSION:-}" ]; then
+  if ! command -v mmdebstrap >/dev/null; then
+    echo "demo: installing mmdebstrap (builds the Slurm $SLURM_VERSION root filesystem)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap
+  fi
+  test/e2e/slurm-root.sh "$SLURM_VERSION" >/dev/null
+fi
+E2E_SLURM_VERSION=${SLURM_VERSION:-} exec go run ./test/e2e/cmd/demo "$@"

@@ -1,5 +1,10 @@
-// Package e2e runs slurm-ec2 against a real Slurm 22.05 (Debian's slurmctld, slurmd and
-// munge) on one machine, with ec2sim standing in for EC2.
+// Package e2e runs slurm-ec2 against a real Slurm (Debian's slurmctld, slurmd and munge) on
+// one machine, with ec2sim standing in for EC2: the machine's own Slurm (22.05 on Debian 12),
+// or, with SLURM_VERSION=24.11 or 26.05 (make e2e), that release from a Debian 13 or
+// unstable root filesystem that test/e2e/slurm-root.sh builds once with mmdebstrap and caches
+// under /var/cache/slurm-ec2-e2e/<release> (delete it, or `make e2e-roots-clean`, to rebuild).
+// slurmctld, slurmd, the Slurm commands and slurm-ec2 then run chrooted into that root, on
+// the same bridge and network namespaces (see slurmroot.go).
 //
 // The harness (Cluster) builds, under /tmp/slurm-ec2-e2e:
 //

@@ -59,6 +59,16 @@ type Config struct {
 	ReconcileEvery time.Duration
 
 	Log io.Writer // progress lines; default os.Stderr
+
+	// SlurmVersion is the Slurm release to run: "22.05", "24.11" or "26.05"; default
+	// $E2E_SLURM_VERSION (make e2e SLURM_VERSION=...); empty: this machine's packages.
+	SlurmVersion string
+	// SlurmRoot is the root filesystem holding that release (test/e2e/slurm-root.sh builds
+	// and caches it); default: what slurm-root.sh prints for SlurmVersion. Empty: the
+	// machine's own Slurm. slurmctld, slurmd, the Slurm commands and slurm-ec2 itself run
+	// chrooted into it, with /proc, /sys, /dev, /run/munge and Root bind-mounted at their
+	// own paths, so every path in slurm.conf is the same inside and out.
+	SlurmRoot string
 }
 
 // Pool is the capacity of one ec2sim pool.
@@ -117,6 +127,25 @@ func (c *Config) fill() {
 	if c.Log == nil {
 		c.Log = os.Stderr
 	}
+	setS(&c.SlurmVersion, os.Getenv("E2E_SLURM_VERSION"))
+}
+
+// resolveRoot sets SlurmRoot from SlurmVersion with test/e2e/slurm-root.sh (which builds the
+// root on first use, or prints nothing when the machine's own Slurm is that release).
+func (c *Config) resolveRoot(ctx context.Context) error {
+	if c.SlurmVersion == "" || c.SlurmRoot != "" {
+		return nil
+	}
+	script := filepath.Join(c.RepoDir, "test/e2e/slurm-root.sh")
+	cmd := exec.CommandContext(ctx, script, c.SlurmVersion)
+	var stderr bytes.Buffer
+	cmd.Stderr = io.MultiWriter(&stderr, c.Log)
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", script, c.SlurmVersion, err, strings.TrimSpace(stderr.String()))
+	}
+	c.SlurmRoot = strings.TrimSpace(string(out))
+	return nil
 }
 
 // Example1Partitions is the spec's "example 1" partitions.json: one partition, an on-demand
@@ -167,6 +196,9 @@ type Cluster struct {
 	EC2URL         string // http://gateway:port
 	IMDSURL        string
 
+	// SlurmVersion is what `slurmctld -V` printed: "slurm-wlm 24.11.5".
+	SlurmVersion string
+
 	ec2sim     *exec.Cmd
 	ec2simDone chan struct{}
 	http       *http.Client
@@ -175,6 +207,9 @@ type Cluster struct {
 	reconcileWG   sync.WaitGroup
 	reconcileMu   sync.Mutex // one reconcile at a time, as a cron lock would
 	Reconciles    []ReconcileRun
+
+	statesMu   sync.Mutex
+	statesSeen map[string]bool
 }
 
 // ReconcileRun is one run of `slurm-ec2 reconcile`.
@@ -184,13 +219,22 @@ type ReconcileRun struct {
 	ExitCode int
 }
 
-// RequireRoot returns a clear error when the harness cannot run.
-func RequireRoot() error {
+// RequireRoot returns a clear error when the harness cannot run on the machine's Slurm.
+func RequireRoot() error { return requireRoot("") }
+
+// requireRoot checks the programs the harness needs; Slurm's and munge's inside slurmRoot
+// when it is set.
+func requireRoot(slurmRoot string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("the end-to-end harness needs root (network namespaces, a bridge, slurmctld and slurmd as SlurmUser=root): run `sudo make e2e`")
 	}
 	var missing []string
-	for _, p := range []string{"/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/bin/scontrol", "/usr/bin/sbatch", "/usr/sbin/munged", "/usr/bin/munge", "/usr/bin/unmunge", "/usr/bin/nsenter", "/usr/bin/unshare", "/usr/bin/flock"} {
+	for _, p := range []string{"/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/bin/scontrol", "/usr/bin/sbatch"} {
+		if _, err := os.Stat(filepath.Join(slurmRoot, p)); err != nil {
+			missing = append(missing, filepath.Join(slurmRoot, p))
+		}
+	}
+	for _, p := range []string{"/usr/sbin/munged", "/usr/bin/munge", "/usr/bin/unmunge", "/usr/bin/nsenter", "/usr/bin/unshare", "/usr/bin/flock"} {
 		if _, err := os.Stat(p); err != nil {
 			missing = append(missing, p)
 		}
@@ -208,7 +252,10 @@ func RequireRoot() error {
 // ec2sim and slurmctld, and waits until Slurm answers.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	cfg.fill()
-	if err := RequireRoot(); err != nil {
+	if err := cfg.resolveRoot(ctx); err != nil {
+		return nil, err
+	}
+	if err := requireRoot(cfg.SlurmRoot); err != nil {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, Root: cfg.Root, Etc: filepath.Join(cfg.Root, "etc"), Bin: filepath.Join(cfg.Root, "bin"),
@@ -238,6 +285,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	if err := startMunge(ctx, c.Root); err != nil {
+		return nil, err
+	}
+	if err := c.mountSlurmRoot(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.slurmVersion(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.bridgeUp(ctx); err != nil {
@@ -295,8 +348,17 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export AWS_ACCESS_KEY_ID=e2e-not-a-secret AWS_SECRET_ACCESS_KEY=e2e-not-a-secret
 export AWS_ENDPOINT_URL_EC2=%s AWS_EC2_METADATA_DISABLED=true
 export SLURM_EC2_CONFIG_DIR=%s E2E_ROOT=%s
+# a copy of what slurmctld passed (the file is /proc/<slurmctld>/fd/N, gone once we exit)
+if [ -n "${SLURM_RESUME_FILE:-}" ]; then
+  mkdir -p "$E2E_ROOT/log/resume-files" && cat "$SLURM_RESUME_FILE" > "$E2E_ROOT/log/resume-files/$$.json" 2>/dev/null
+fi
+# the nodes as slurmctld left them at ResumeTimeout, before slurm-ec2 acts (newer releases
+# show that state for well under a second)
+if [ "%s" = resume-fail ]; then
+  /usr/bin/scontrol -o show node "$1" >> "$E2E_ROOT/log/node-states-resume-fail.txt" 2>&1
+fi
 exec %s %s "$@"
-`, c.EC2URL, c.Etc, c.Root, filepath.Join(c.Bin, "slurm-ec2"), prog)
+`, c.EC2URL, c.Etc, c.Root, prog, filepath.Join(c.Bin, "slurm-ec2"), prog)
 		if err := os.WriteFile(filepath.Join(c.Etc, prog), []byte(script), 0o755); err != nil {
 			return fmt.Errorf("writing the %s wrapper: %w", prog, err)
 		}
@@ -386,7 +448,7 @@ func (c *Cluster) startEC2Sim(ctx context.Context) error {
 		}
 	}
 	cmd.Env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"E2E_BRIDGE="+c.cfg.Bridge, "E2E_GATEWAY="+c.cfg.Gateway, "E2E_PREFIXLEN="+strconv.Itoa(c.cfg.PrefixLen),
+		"E2E_SLURM_ROOT="+c.cfg.SlurmRoot, "E2E_BRIDGE="+c.cfg.Bridge, "E2E_GATEWAY="+c.cfg.Gateway, "E2E_PREFIXLEN="+strconv.Itoa(c.cfg.PrefixLen),
 		"E2E_BIN="+c.Bin)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -456,7 +518,12 @@ func (c *Cluster) writeConfig(ctx context.Context) error {
 		return err
 	}
 	snippet := filepath.Join(c.Etc, "slurm.conf.aws")
-	out, err := c.SlurmEC2(ctx, "generate-conf", "-o", snippet)
+	args := []string{"generate-conf", "-o", snippet}
+	if rel := releaseOf(c.SlurmVersion); rel != "" {
+		// slurm.conf does not exist yet: `scontrol version` would fail, so say the release.
+		args = append(args, "--slurm-version", rel)
+	}
+	out, err := c.SlurmEC2(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("slurm-ec2 generate-conf: %w: %s", err, out)
 	}
@@ -538,7 +605,7 @@ func (c *Cluster) startSlurmctld(ctx context.Context) error {
 	}
 	defer logf.Close()
 	// -i: ignore state files it cannot read; it daemonizes and writes SlurmctldPidFile.
-	cmd := exec.CommandContext(ctx, "/usr/sbin/slurmctld", "-i", "-f", c.SlurmConf)
+	cmd := c.inRoot(exec.CommandContext(ctx, "/usr/sbin/slurmctld", "-i", "-f", c.SlurmConf))
 	cmd.Dir = c.Root
 	cmd.Env = c.Env()
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -549,6 +616,7 @@ func (c *Cluster) startSlurmctld(ctx context.Context) error {
 	for {
 		out, err := c.Slurm(ctx, "scontrol", "ping")
 		if err == nil && strings.Contains(out, "is UP") {
+			appendFile(filepath.Join(c.Root, "log/scontrol-ping.txt"), out)
 			break
 		}
 		if time.Now().After(deadline) {
@@ -557,7 +625,7 @@ func (c *Cluster) startSlurmctld(ctx context.Context) error {
 		time.Sleep(300 * time.Millisecond)
 	}
 	pid, _ := readPid(filepath.Join(c.Root, "run/slurmctld.pid"))
-	c.log.Info("slurmctld up", "pid", pid, "conf", c.SlurmConf)
+	c.log.Info("slurmctld up", "pid", pid, "conf", c.SlurmConf, "slurm", c.SlurmVersion, "root", c.cfg.SlurmRoot)
 	return nil
 }
 
@@ -612,7 +680,7 @@ func (c *Cluster) Reconcile(ctx context.Context) (int, string) {
 
 // SlurmEC2 runs the product binary with the harness environment.
 func (c *Cluster) SlurmEC2(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(c.Bin, "slurm-ec2"), args...)
+	cmd := c.inRoot(exec.CommandContext(ctx, filepath.Join(c.Bin, "slurm-ec2"), args...))
 	cmd.Env = c.Env()
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
@@ -623,7 +691,7 @@ func (c *Cluster) SlurmEC2(ctx context.Context, args ...string) (string, error) 
 func (c *Cluster) Slurm(ctx context.Context, prog string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/bin/"+prog, args...)
+	cmd := c.inRoot(exec.CommandContext(ctx, "/usr/bin/"+prog, args...))
 	cmd.Env = c.Env()
 	cmd.Dir = filepath.Join(c.Root, "jobs")
 	var stdout, stderr bytes.Buffer
@@ -708,6 +776,7 @@ func Cleanup(ctx context.Context, root string, logw io.Writer) error {
 	for _, f := range files {
 		stopPidFile(f, "slurmd", 3*time.Second)
 	}
+	unmountSlurmRoot(ctx, run1, log)
 	if stopPidFile(filepath.Join(run1, "munged.pid"), "munged", 5*time.Second) {
 		log("stopped munged (started by the harness)")
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -153,7 +154,41 @@ func (c *Cluster) Nodes(ctx context.Context) ([]Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.recordStates(out)
 	return ParseNodes(out), nil
+}
+
+// recordStates appends to log/node-states.txt the first line seen of each distinct
+// State + Reason (without Slurm's "[user@time]" suffix): the real strings of this release,
+// from which internal/slurm/testdata is refreshed.
+func (c *Cluster) recordStates(out string) {
+	c.statesMu.Lock()
+	defer c.statesMu.Unlock()
+	if c.statesSeen == nil {
+		c.statesSeen = map[string]bool{}
+	}
+	var add strings.Builder
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "NodeName=") {
+			continue
+		}
+		reason := ""
+		head := line
+		if i := strings.Index(line, " Reason="); i >= 0 {
+			head, reason = line[:i], line[i:]
+			if j := strings.LastIndex(reason, " ["); j >= 0 {
+				reason = reason[:j]
+			}
+		}
+		key := parseKV(head)["State"] + "|" + reason
+		if !c.statesSeen[key] {
+			c.statesSeen[key] = true
+			add.WriteString(line + "\n")
+		}
+	}
+	if add.Len() > 0 {
+		appendFile(filepath.Join(c.Root, "log/node-states.txt"), add.String())
+	}
 }
 
 // Job is a Slurm job as `scontrol -o show job` reports it.

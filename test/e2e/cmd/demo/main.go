@@ -1,4 +1,5 @@
-// Command demo starts the e2e harness cluster (real Slurm 22.05, ec2sim as EC2), submits a
+// Command demo starts the e2e harness cluster (real Slurm: the machine's, or the release in
+// $E2E_SLURM_VERSION from a cached root filesystem; ec2sim as EC2), submits a
 // few jobs, shows Slurm's and EC2's views every few seconds until every job is done and
 // every instance terminated, prints a summary and stops everything (KEEP=1 leaves the
 // cluster running). Run it through `make demo`, as root.
