@@ -33,7 +33,7 @@ lint: $(STATICCHECK) ## gofmt check, go vet and staticcheck
 	$(STATICCHECK) ./...
 
 test: lint ## lint, then every Go test with the race detector (unit, integration over ec2sim, fidelity when awscli/boto3 exist)
-	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 
 # Debian packages the tests need: real Slurm and munge for the end-to-end tests, and the EC2
 # clients nobody here wrote (awscli, boto3) for ec2sim's fidelity test.
@@ -65,16 +65,21 @@ clean: ## remove build output
 # filesystem built once with mmdebstrap under /var/cache/slurm-ec2-e2e/<release> (see
 # test/e2e/slurm-root.sh); unset: this machine's Slurm packages.
 SLURM_VERSION ?=
-e2e: build ## real Slurm + ec2sim end-to-end scenarios (root; SLURM_VERSION=22.05|24.11|26.05, default the machine's Slurm; < 15 min)
+e2e: build ## real Slurm + ec2sim end-to-end scenarios (root; SLURM_VERSION=22.05|24.11|26.05, default the machine's Slurm; ~20 min)
 	@if [ -n "$(SLURM_VERSION)" ]; then test/e2e/slurm-root.sh $(SLURM_VERSION) >/dev/null; fi
-	SLURM_EC2_E2E=1 E2E_SLURM_VERSION=$(SLURM_VERSION) $(GO) test -count=1 -v -timeout 20m ./test/e2e/ $(E2E_FLAGS)
+	SLURM_EC2_E2E=1 E2E_SLURM_VERSION=$(SLURM_VERSION) $(GO) test -count=1 -v -timeout 40m ./test/e2e/ $(E2E_FLAGS)
 
 # Every scenario on each release, one release after the other; a summary table per release.
 E2E_RELEASES ?= 22.05 24.11 26.05
-e2e-all: build ## every end-to-end scenario on each of E2E_RELEASES (22.05 24.11 26.05; ~35 min)
-	@rc=0; for v in $(E2E_RELEASES); do \
+# E2E_FIRST_ONLY: scenarios run on the first release only, to keep CI inside its 90 minutes. The
+# back-off scenario watches a broken image for five minutes by design; what it relies on from each
+# release (reasons, AdminComment, job states) is asserted on every release by TestBackOffSlurmFacts.
+E2E_FIRST_ONLY ?= TestScenario9BackOffNeverBoots
+e2e-all: build ## every end-to-end scenario on each of E2E_RELEASES (22.05 24.11 26.05; ~50 min), E2E_FIRST_ONLY on the first only
+	@rc=0; first=1; for v in $(E2E_RELEASES); do \
 	  echo "=== make e2e SLURM_VERSION=$$v"; start=$$(date +%s); \
-	  $(MAKE) --no-print-directory e2e SLURM_VERSION=$$v || rc=1; \
+	  flags='$(E2E_FLAGS)'; if [ $$first = 0 ] && [ -n '$(E2E_FIRST_ONLY)' ]; then flags="$$flags -skip $(E2E_FIRST_ONLY)"; fi; first=0; \
+	  $(MAKE) --no-print-directory e2e SLURM_VERSION=$$v E2E_FLAGS="$$flags" || rc=1; \
 	  echo "=== make e2e SLURM_VERSION=$$v: $$(( $$(date +%s) - start )) s"; \
 	done; exit $$rc
 

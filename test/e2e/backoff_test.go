@@ -73,11 +73,11 @@ func startFor(t *testing.T, cfg Config, d time.Duration) (*Cluster, context.Cont
 	return c, ctx
 }
 
-// TestScenarioBackOffNeverBoots: an image that never boots, two jobs pending. Over the broken
+// TestScenario9BackOffNeverBoots: an image that never boots, two jobs pending. Over the broken
 // window slurm-ec2 launches a bounded number of instances (the group backs off, then is held and
 // probes with one node), the jobs say why they wait, and fixing the image lets both jobs run
 // without restarting anything.
-func TestScenarioBackOffNeverBoots(t *testing.T) {
+func TestScenario9BackOffNeverBoots(t *testing.T) {
 	const resumeTimeout = 20
 	broken := 4 * time.Minute
 	c, ctx := startFor(t, Config{ReconcileEvery: 5 * time.Second, ResumeTimeout: resumeTimeout, Partitions: []byte(backOffPartitions),

@@ -67,7 +67,7 @@ func nodeOf(t *testing.T, ctx context.Context, c *Cluster, name string) Node {
 // instance under another job. The first job finishes where it is (its node drained, then
 // replaced: its instance terminated); the second is requeued at once (its node DOWN, its
 // instance terminated) and completes on a fresh instance; nothing leaks.
-func TestScenario7Health(t *testing.T) {
+func TestScenario8Health(t *testing.T) {
 	c, ctx := start(t, Config{ReconcileEvery: 5 * time.Second})
 	setConfigKey(t, c, "HealthCheckGraceSeconds", 0)
 	tm := newTiming(t, 2)
