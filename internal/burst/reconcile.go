@@ -451,16 +451,9 @@ func PlanActions(d *Deps, v *inventory.View, now time.Time) []Action {
 				Action{Kind: ActPowerDown, Rule: RuleLeftWaiting, Node: name})
 		}
 	}
-	for _, a := range backOffActions(d, v, now) {
-		if a.Kind == ActTerminate {
-			if handled[a.Instance] {
-				continue
-			}
-			handled[a.Instance] = true
-		}
-		plan = append(plan, a)
-	}
-	for _, p := range d.Planners {
+	// The back-off rules (backoff.go) come first, then the Planners of this run (health, ...).
+	backOff := func(v *inventory.View, now time.Time, _ []Action) []Action { return backOffActions(d, v, now) }
+	for _, p := range append([]Planner{backOff}, d.Planners...) {
 		for _, a := range p(v, now, plan) {
 			if a.Kind == ActTerminate {
 				if handled[a.Instance] {
