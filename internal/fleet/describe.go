@@ -44,25 +44,35 @@ func Describe(ctx context.Context, api EC2API, region string, filters ...Filter)
 // DescribeAt is Describe, also returning EC2's clock as its answer's Date header gave it (zero
 // if absent): launch times are EC2's, so ages must be measured against EC2's clock, not ours.
 func DescribeAt(ctx context.Context, api EC2API, region string, filters ...Filter) ([]Instance, time.Time, error) {
-	// Split the one filter with too many values, if any (we never build two such filters).
-	split := -1
+	// Over the limit, split the filter with the most values (we never build two large ones).
+	split, total := 0, 0
 	for i, f := range filters {
-		if len(f.Values) > MaxFilterValues {
-			if split >= 0 {
-				return nil, time.Time{}, fmt.Errorf("describing instances: two filters exceed %d values", MaxFilterValues)
-			}
+		total += len(f.Values)
+		if len(f.Values) > len(filters[split].Values) {
 			split = i
 		}
 	}
-	if split < 0 {
+	if total <= MaxFilterValues {
 		return describePages(ctx, api, region, filters)
 	}
 	var at time.Time
 	seen := map[string]bool{}
 	var all []Instance
 	vals := filters[split].Values
-	for start := 0; start < len(vals); start += MaxFilterValues {
-		end := min(start+MaxFilterValues, len(vals))
+	// EC2 counts the values of every filter of a call against its limit (FilterLimitExceeded:
+	// "The maximum number of filter values specified on a single call is 200"), so the split
+	// filter gets what the others leave.
+	room := MaxFilterValues
+	for i, f := range filters {
+		if i != split {
+			room -= len(f.Values)
+		}
+	}
+	if room < 1 {
+		return nil, time.Time{}, fmt.Errorf("describing instances: the other filters use all %d values of a call", MaxFilterValues)
+	}
+	for start := 0; start < len(vals); start += room {
+		end := min(start+room, len(vals))
 		fs := append([]Filter(nil), filters...)
 		fs[split] = Filter{Name: filters[split].Name, Values: vals[start:end]}
 		got, t, err := describePages(ctx, api, region, fs)

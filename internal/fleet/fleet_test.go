@@ -153,3 +153,21 @@ func TestLargeAnswersCostOneRequest(t *testing.T) {
 		t.Errorf("ec2sim counted %d DescribeInstanceTypes requests for %d calls", got, calls)
 	}
 }
+
+// TestDescribeCountsEveryFilterValue: EC2 limits the values of all filters of one call together
+// (FilterLimitExceeded past 200). 200 names beside the cluster filter used to be sent in one call.
+func TestDescribeCountsEveryFilterValue(t *testing.T) {
+	sim := ec2sim.New(ec2sim.Options{Seed: 7})
+	api := client(t, sim)
+	for _, n := range []int{199, 200, 201, 450} {
+		names := make([]string, n)
+		for i := range names {
+			names[i] = fmt.Sprintf("n-%d", i)
+		}
+		_, err := fleet.Describe(context.Background(), api, "us-east-1",
+			fleet.Filter{Name: "tag:" + fleet.TagCluster, Values: []string{"c1"}}, fleet.Filter{Name: "tag:" + fleet.TagName, Values: names})
+		if err != nil {
+			t.Errorf("%d names and the cluster filter: %v", n, err)
+		}
+	}
+}
