@@ -59,6 +59,11 @@ type Config struct {
 	ReconcileEvery time.Duration
 
 	Log io.Writer // progress lines; default os.Stderr
+
+	// BeforeSlurmctld runs after the configuration is written (slurm.conf, generate-conf's
+	// snippets in Etc) and before slurmctld starts: for files slurmctld reads only at start,
+	// such as the gres.conf of CLOUD nodes.
+	BeforeSlurmctld func(c *Cluster) error
 }
 
 // Pool is the capacity of one ec2sim pool.
@@ -248,6 +253,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if err := c.writeConfig(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.BeforeSlurmctld != nil {
+		if err := cfg.BeforeSlurmctld(c); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.startSlurmctld(ctx); err != nil {
 		return nil, err
