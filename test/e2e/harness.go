@@ -254,6 +254,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := c.writeConfig(ctx); err != nil {
 		return nil, err
 	}
+	// What a BeforeSlurmctld of an earlier scenario left (the directory is shared).
+	os.Remove(filepath.Join(c.Etc, "gres.conf"))
+	os.RemoveAll(filepath.Join(c.Etc, "node"))
 	if cfg.BeforeSlurmctld != nil {
 		if err := cfg.BeforeSlurmctld(c); err != nil {
 			return nil, err
