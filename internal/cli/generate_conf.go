@@ -97,7 +97,7 @@ func runGenerateConf(ctx context.Context, env *Env, args []string) error {
 		if err := writeFileAtomic(gp, gres.Bytes()); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: wrote %s: append it to gres.conf on the head and compute nodes\n", gp)
+		fmt.Fprintf(env.Stderr, "slurm-ec2 generate-conf: wrote %s: append it to gres.conf on the head and compute nodes, then restart slurmctld (it counts the GPUs of CLOUD nodes at start)\n", gp)
 	}
 	return nil
 }

@@ -240,6 +240,13 @@ func WriteGres(w io.Writer, cfg *config.Config, shapes *Shapes) (wrote bool, err
 	fmt.Fprintln(bw, "# slurm-ec2: gres.conf for the cloud node groups. NVIDIA GPUs known from EC2 name their device")
 	fmt.Fprintln(bw, "# files; other lines are counts only (slurmd ignores a gpu line without File=: give one there).")
 	fmt.Fprintln(bw, "# With an NVML-enabled slurmd on the compute AMI, AutoDetect=nvml finds the GPUs instead.")
+	// Slurm 22.05 read_config.c (_gres_reconfig, "Load in GRES for node now"): slurmctld loads
+	// gres.conf for CLOUD nodes when it starts, not on reconfigure, and a cloud node's first
+	// job is counted against that number before its slurmd registers. Without these lines on
+	// the controller it counts 0 and refuses the node ("Count changed ... (0 != 1)", INVAL).
+	// It counts File= without opening it (e2e TestInstanceTypeGPU: /dev/nvidia0 on a host without one).
+	fmt.Fprintln(bw, "# Needed on the slurmctld host too, before slurmctld starts: it counts the GPUs of CLOUD nodes")
+	fmt.Fprintln(bw, "# from this file at start (restart it after a change; scontrol reconfigure does not reload them).")
 	for _, gg := range groups {
 		for _, g := range gg.gres {
 			fmt.Fprintf(bw, "NodeName=%s Name=%s", gg.group.Hostlist(), g.Name)

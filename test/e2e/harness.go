@@ -69,6 +69,11 @@ type Config struct {
 	// chrooted into it, with /proc, /sys, /dev, /run/munge and Root bind-mounted at their
 	// own paths, so every path in slurm.conf is the same inside and out.
 	SlurmRoot string
+
+	// BeforeSlurmctld runs after the configuration is written (slurm.conf, generate-conf's
+	// snippets in Etc) and before slurmctld starts: for files slurmctld reads only at start,
+	// such as the gres.conf of CLOUD nodes.
+	BeforeSlurmctld func(c *Cluster) error
 }
 
 // Pool is the capacity of one ec2sim pool.
@@ -301,6 +306,14 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if err := c.writeConfig(ctx); err != nil {
 		return nil, err
+	}
+	// What a BeforeSlurmctld of an earlier scenario left (the directory is shared).
+	os.Remove(filepath.Join(c.Etc, "gres.conf"))
+	os.RemoveAll(filepath.Join(c.Etc, "node"))
+	if cfg.BeforeSlurmctld != nil {
+		if err := cfg.BeforeSlurmctld(c); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.startSlurmctld(ctx); err != nil {
 		return nil, err

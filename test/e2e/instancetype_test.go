@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,9 +44,9 @@ const instanceTypePartitions = `{
 
 // startInstanceTypes starts the cluster with instanceTypePartitions and checks the NodeName
 // lines generate-conf wrote from ec2sim's DescribeInstanceTypes.
-func startInstanceTypes(t *testing.T) (*Cluster, context.Context) {
+func startInstanceTypes(t *testing.T, before func(*Cluster) error) (*Cluster, context.Context) {
 	t.Helper()
-	c, ctx := start(t, Config{Partitions: []byte(instanceTypePartitions)})
+	c, ctx := start(t, Config{Partitions: []byte(instanceTypePartitions), BeforeSlurmctld: before})
 	conf, err := os.ReadFile(c.SlurmConf)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +68,7 @@ func startInstanceTypes(t *testing.T) (*Cluster, context.Context) {
 // TestInstanceTypeMem: nodes described from c5.large run a --mem job; a job asking for more
 // memory than the generated RealMemory is refused at submission.
 func TestInstanceTypeMem(t *testing.T) {
-	c, ctx := startInstanceTypes(t)
+	c, ctx := startInstanceTypes(t, nil)
 	tm := newTiming(t, 1)
 	if id, err := c.Sbatch(ctx, "true", "-p", "cpu", "--mem=4000", outFlag(c)); err == nil {
 		t.Errorf("sbatch --mem=4000 on c5.large nodes (RealMemory=3584) accepted as job %s, want refused", id)
@@ -100,53 +101,86 @@ func TestInstanceTypeMem(t *testing.T) {
 	tm.Terminated = waitAllDown(t, ctx, c, time.Duration(15+10+30)*time.Second)
 }
 
-// TestInstanceTypeGPU: a --gres=gpu:1 job on nodes described from g5.xlarge. It does not pass
-// yet and runs only with E2E_GPU=1: on Slurm 22.05 the GPU node powered up for the job
-// registers with its GPU (slurmd reads the generated gres.conf, device pointed at /dev/null)
-// but slurmctld had counted 0 GPUs found for the never-registered cloud node, so it logs
-// "gres/gpu: Count changed on node gpu-g5-0 (0 != 1)" and sets the node INVAL ("count changed
-// and jobs are using them"). Observed with gres.conf absent, count-only, and with File= (with
-// and without scontrol reconfigure), under the harness's SlurmdParameters=config_overrides.
+// TestInstanceTypeGPU: a --gres=gpu:1 job runs on a node described from g5.xlarge and sees
+// its GPU.
+//
+// Slurm 22.05 loads gres.conf for CLOUD nodes in slurmctld, once, when slurmctld starts
+// (read_config.c, _gres_reconfig: "Load in GRES for node now"; `scontrol reconfigure` does not
+// do it again). A cloud node is allocated to its first job before its slurmd ever registers,
+// so the count slurmctld found at start is the one the job is counted against. If gres.conf
+// was not there when slurmctld started, it counted 0 GPUs, and the node's registration with 1
+// is refused: "gres/gpu: Count changed on node gpu-g5-0 (0 != 1)", node INVAL ("count changed
+// and jobs are using them"). So the controller's gres.conf is in place before slurmctld
+// starts (BeforeSlurmctld), exactly as generate-conf wrote it: slurmctld counts File=
+// /dev/nvidia0 without opening it.
+//
+// Stand-in device: the "instances" are network namespaces on a machine with no GPU, so the
+// compute node's own gres.conf (its configuration directory, knob node-conf) points the
+// device at /dev/null instead of /dev/nvidia0, which does not exist here. slurmd ignores a
+// gpu line with a Count and no File (22.05, slurmd -G), so a device file it can see is needed.
+// Everything else, the slurm.conf line and the controller's gres.conf, is the product's.
 func TestInstanceTypeGPU(t *testing.T) {
-	if os.Getenv("E2E_GPU") != "1" {
-		t.Skip("GPU cloud node goes INVAL at first registration on 22.05 (see the comment); set E2E_GPU=1 to run it")
-	}
-	c, ctx := startInstanceTypes(t)
-	tm := newTiming(t, 1)
-	gres, err := os.ReadFile(filepath.Join(c.Etc, "gres.conf.aws"))
-	if err != nil {
-		t.Fatalf("generate-conf wrote no gres.conf.aws: %v", err)
-	}
 	const gpuLine = "NodeName=gpu-g5-[0-1] Name=gpu Type=a10g File=/dev/nvidia0\n"
-	if !strings.Contains(string(gres), gpuLine) {
-		t.Fatalf("gres.conf.aws lacks %q:\n%s", gpuLine, gres)
-	}
-	// The namespaces have no GPU, so no /dev/nvidia0 (slurmd would wait for it): /dev/null.
-	// slurmd ignores a gpu line with a Count and no File (22.05, measured with slurmd -G).
-	gres = []byte(strings.Replace(string(gres), "File=/dev/nvidia0", "File=/dev/null", 1))
-	gresConf := filepath.Join(filepath.Dir(c.SlurmConf), "gres.conf")
-	if err := os.WriteFile(gresConf, gres, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Remove(gresConf) })
+	c, ctx := startInstanceTypes(t, func(c *Cluster) error {
+		gres, err := os.ReadFile(filepath.Join(c.Etc, "gres.conf.aws"))
+		if err != nil {
+			return fmt.Errorf("generate-conf wrote no gres.conf.aws: %w", err)
+		}
+		if !strings.Contains(string(gres), gpuLine) {
+			return fmt.Errorf("gres.conf.aws lacks %q:\n%s", gpuLine, gres)
+		}
+		// The controller: the generated gres.conf as is, beside slurm.conf.
+		if err := os.WriteFile(filepath.Join(c.Etc, "gres.conf"), gres, 0o644); err != nil {
+			return err
+		}
+		// The compute node: the same slurm.conf, the stand-in device in its gres.conf.
+		node := filepath.Join(c.Etc, "node")
+		if err := os.MkdirAll(node, 0o755); err != nil {
+			return err
+		}
+		conf, err := os.ReadFile(c.SlurmConf)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(node, "slurm.conf"), conf, 0o644); err != nil {
+			return err
+		}
+		nodeGres := strings.Replace(string(gres), "File=/dev/nvidia0", "File=/dev/null", 1)
+		if err := os.WriteFile(filepath.Join(node, "gres.conf"), []byte(nodeGres), 0o644); err != nil {
+			return err
+		}
+		return c.Knob("node-conf", filepath.Join(node, "slurm.conf"))
+	})
+	t.Cleanup(func() { // the scenarios share the directory
+		os.Remove(filepath.Join(c.Etc, "gres.conf"))
+		os.RemoveAll(filepath.Join(c.Etc, "node"))
+	})
+	tm := newTiming(t, 1)
 	tm.Submit = time.Now()
-	gpuJob, err := c.Sbatch(ctx, `echo "$(hostname) gpus=${SLURM_JOB_GPUS:-none}"`, "-p", "gpu", "--gres=gpu:1", outFlag(c))
+	gpuJob, err := c.Sbatch(ctx, `echo "$(hostname) gpus=${SLURM_JOB_GPUS:-none} cuda=${CUDA_VISIBLE_DEVICES:-none}"`, "-p", "gpu", "--gres=gpu:1", outFlag(c))
 	if err != nil {
 		t.Fatal(err)
 	}
 	gj, at := waitJobState(t, ctx, c, gpuJob, 60*time.Second, "RUNNING", "COMPLETED")
 	tm.Running = at
 	_, tm.Done = waitJobState(t, ctx, c, gpuJob, 60*time.Second, "COMPLETED")
-	if out := strings.Join(jobOutput(t, c, gpuJob), " "); !strings.HasPrefix(out, gj.NodeList+" gpus=") {
-		t.Errorf("--gres=gpu:1 job printed %q", out)
+	out := strings.Join(jobOutput(t, c, gpuJob), " ")
+	t.Logf("--gres=gpu:1 job %s on %s printed %q", gpuJob, gj.NodeList, out)
+	if want := gj.NodeList + " gpus=0 cuda=0"; !strings.HasPrefix(gj.NodeList, "gpu-g5-") || out != want {
+		t.Errorf("--gres=gpu:1 job printed %q, want %q (a gpu-g5 node, GPU 0 in SLURM_JOB_GPUS and CUDA_VISIBLE_DEVICES)", out, want)
 	}
-	out, err := c.Slurm(ctx, "scontrol", "-o", "show", "node", gj.NodeList)
+	node, err := c.Slurm(ctx, "scontrol", "-o", "show", "node", gj.NodeList)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []string{"RealMemory=15565", "CPUTot=4", "Gres=gpu:a10g:1", "AvailableFeatures=g5.xlarge,g5,x86_64,a10g"} {
-		if !strings.Contains(out, w) {
-			t.Errorf("node %s lacks %s: %s", gj.NodeList, w, out)
+		if !strings.Contains(node, w) {
+			t.Errorf("node %s lacks %s: %s", gj.NodeList, w, node)
+		}
+	}
+	for _, bad := range []string{"INVAL", "DRAIN", "DOWN"} {
+		if strings.Contains(node, bad) {
+			t.Errorf("node %s is %s: %s", gj.NodeList, bad, node)
 		}
 	}
 	tm.Terminated = waitAllDown(t, ctx, c, time.Duration(15+10+30)*time.Second)
