@@ -3,7 +3,6 @@ package fleet_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -65,18 +64,7 @@ func TestBuildCreateFleetInput(t *testing.T) {
 
 func client(t *testing.T, sim *ec2sim.Sim) fleet.EC2API {
 	t.Helper()
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	t.Setenv("AWS_ENDPOINT_URL_EC2", srv.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFLEETTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "fleet-test-secret")
-	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
-	api, err := fleet.NewClients(fleet.Options{}).Get(context.Background(), "us-east-1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return api
+	return simClient(t, sim, fleet.Options{})
 }
 
 func TestLaunchDescribeTerminateOverTheWire(t *testing.T) {
