@@ -254,29 +254,7 @@ func TestUserDataIsValidBash(t *testing.T) {
 	sample := map[string]string{"ClusterName": "hpc1", "AWS::Region": "us-east-1", "SlurmEc2ReleaseURL": "https://example.com/x.deb",
 		"SlurmEc2ReleaseSHA256": "0123", "ComputeLaunchTemplate": "lt-0abc", "SubnetA": "subnet-1", "SubnetB": "subnet-2",
 		"ComputeNodeCPUs": "2", "MaxComputeNodes": "10", "Types": "c5.large,c5a.large"}
-	render := func(ud any) string {
-		join := ud.(map[string]any)["Fn::Base64"].(map[string]any)["Fn::Join"].([]any)
-		var out []string
-		for _, l := range join[1].([]any) {
-			switch x := l.(type) {
-			case string:
-				out = append(out, x)
-			case map[string]any:
-				s := x["Fn::Sub"]
-				if a, ok := s.([]any); ok {
-					s = a[0]
-				}
-				out = append(out, subVar.ReplaceAllStringFunc(s.(string), func(m string) string {
-					v, ok := sample[m[2:len(m)-1]]
-					if !ok {
-						t.Errorf("no sample value for %s", m)
-					}
-					return v
-				}))
-			}
-		}
-		return strings.Join(out, join[0].(string))
-	}
+	render := func(ud any) string { return renderUserData(t, ud, sample) }
 	scripts := map[string]string{
 		"head":    render(tpl.Resources["HeadNode"].Properties["UserData"]),
 		"compute": render(tpl.Resources["ComputeLaunchTemplate"].Properties["LaunchTemplateData"].(map[string]any)["UserData"]),
@@ -303,8 +281,12 @@ func TestUserDataIsValidBash(t *testing.T) {
 	}
 }
 
-// userData renders a user data script with sample parameter values (see TestUserDataIsValidBash).
-func userData(t *testing.T, ud any) string {
+// userData renders a user data script as the template writes it, ${...} references left as is.
+func userData(t *testing.T, ud any) string { return renderUserData(t, ud, nil) }
+
+// renderUserData joins a user data script's Fn::Join parts, replacing each ${Name} in its
+// Fn::Sub parts with sample[Name] (none when sample is nil; a missing sample value is an error).
+func renderUserData(t *testing.T, ud any, sample map[string]string) string {
 	t.Helper()
 	join := ud.(map[string]any)["Fn::Base64"].(map[string]any)["Fn::Join"].([]any)
 	var out []string
@@ -317,10 +299,20 @@ func userData(t *testing.T, ud any) string {
 			if a, ok := s.([]any); ok {
 				s = a[0]
 			}
-			out = append(out, s.(string))
+			if sample == nil {
+				out = append(out, s.(string))
+				continue
+			}
+			out = append(out, subVar.ReplaceAllStringFunc(s.(string), func(m string) string {
+				v, ok := sample[m[2:len(m)-1]]
+				if !ok {
+					t.Errorf("no sample value for %s", m)
+				}
+				return v
+			}))
 		}
 	}
-	return strings.Join(out, "\n")
+	return strings.Join(out, join[0].(string))
 }
 
 // statements returns the inline policy statements of a role.
