@@ -186,6 +186,19 @@ func (e *testEnv) launchRaw(region, subnet string, n int, tags map[string]string
 	return e.main.Launch(e.t, region, subnet, n, tags)
 }
 
+// launchAllocated launches one instance of this cluster named node in group, behind the plugin's
+// back, and has Slurm run node on it (ALLOCATED, its address): a node whose instance only EC2's
+// tags tie to it. It returns the instance id.
+func (e *testEnv) launchAllocated(region, subnet, group, node string) string {
+	e.t.Helper()
+	id := e.launchRaw(region, subnet, 1, map[string]string{fleet.TagCluster: testCluster, fleet.TagNodeGroup: group, fleet.TagName: node})[0]
+	in, _ := e.sim.Instance(id)
+	e.fake.Set(node, func(n *slurm.Node) {
+		n.State, n.Flags, n.Addr, n.Hostname = "ALLOCATED", []string{"CLOUD"}, in.PrivateIP, in.PrivateIP
+	})
+	return id
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

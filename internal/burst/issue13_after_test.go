@@ -42,11 +42,7 @@ func TestAllRegionsSweepFindsDroppedRegion(t *testing.T) {
 	e := newTestEnvWith(t, `, "OrphanGraceSeconds": 300`, eastOnlyPartitions(t))
 	ctx := context.Background()
 	e.now = time.Now()
-	id := e.launchRaw("us-west-2", "subnet-33333333", 1, map[string]string{fleet.TagCluster: testCluster, fleet.TagNodeGroup: "west-node", fleet.TagName: "west-node-3"})[0]
-	in, _ := e.sim.Instance(id)
-	e.fake.Set("west-node-3", func(n *slurm.Node) {
-		n.State, n.Flags, n.Addr, n.Hostname = "ALLOCATED", []string{"CLOUD"}, in.PrivateIP, in.PrivateIP
-	})
+	id := e.launchAllocated("us-west-2", "subnet-33333333", "west-node", "west-node-3")
 	e.now = e.now.Add(10 * time.Minute)
 
 	st, err := GetStatus(ctx, e.deps, false)

@@ -101,11 +101,7 @@ func TestIssue13RemovedGroupKeptWhileNodeUp(t *testing.T) {
 	e := newTestEnvWith(t, `, "OrphanGraceSeconds": 300`, removedPartitions(t))
 	ctx := context.Background()
 	e.now = time.Now()
-	id := e.launchRaw("us-east-1", "subnet-11111111", 1, map[string]string{fleet.TagCluster: testCluster, fleet.TagNodeGroup: "aws-ondemand", fleet.TagName: "aws-ondemand-2"})[0]
-	in, _ := e.sim.Instance(id)
-	e.fake.Set("aws-ondemand-2", func(n *slurm.Node) {
-		n.State, n.Flags, n.Addr, n.Hostname = "ALLOCATED", []string{"CLOUD"}, in.PrivateIP, in.PrivateIP
-	})
+	id := e.launchAllocated("us-east-1", "subnet-11111111", "aws-ondemand", "aws-ondemand-2")
 	e.now = e.now.Add(10 * time.Minute)
 
 	if _, err := Reconcile(ctx, e.deps, reconcileOpts()); err != nil {
