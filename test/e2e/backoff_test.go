@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -10,10 +11,11 @@ import (
 )
 
 // TestBackOffSlurmFacts checks what Slurm does with the reasons and job comments the back-off
-// relies on (internal/slurm/job.go): a reason set on a node that is not DOWN is dropped, so the
-// count lives on DOWN nodes; a pending job whose nodes are all DOWN says so in its Reason; an
-// administrator's AdminComment on a pending job is shown by `scontrol show job`; `scontrol
-// notify` refuses pending jobs.
+// relies on (internal/slurm/job.go): a back-off record on a node that is not DOWN is no record
+// (22.05 and 26.05 drop such a reason, 24.11 keeps it, so slurm-ec2 reads records from DOWN nodes
+// only); a pending job whose nodes are all DOWN says so in its Reason; an administrator's
+// AdminComment on a pending job is shown by `scontrol show job`; `scontrol notify` refuses
+// pending jobs.
 func TestBackOffSlurmFacts(t *testing.T) {
 	c, ctx := start(t, Config{ResumeTimeout: 30})
 	run := func(prog string, args ...string) (string, error) {
@@ -21,11 +23,32 @@ func TestBackOffSlurmFacts(t *testing.T) {
 		t.Logf("%s %s -> err=%v\n%s", prog, strings.Join(args, " "), err, out)
 		return out, err
 	}
-	if _, err := run("scontrol", "update", "nodename=aws-ondemand-0", "reason=slurm-ec2: memo"); err != nil {
+	record := "slurm-ec2: held 3/3: boot failure (test); next probe 2099-01-01T00:00:00Z; release now: slurm-ec2 release aws-ondemand"
+	if _, err := run("scontrol", "update", "nodename=aws-ondemand-0", "reason="+record); err != nil {
 		t.Fatalf("reason on an idle node refused: %v", err)
 	}
-	if out, _ := run("scontrol", "-o", "show", "node", "aws-ondemand-0"); strings.Contains(out, "slurm-ec2: memo") {
-		t.Errorf("Slurm kept a reason on a node that is not DOWN; the back-off could keep its count there")
+	out, _ := run("scontrol", "-o", "show", "node", "aws-ondemand-0")
+	t.Logf("%s keeps a reason on a node that is not DOWN: %v", c.SlurmVersion, strings.Contains(out, "slurm-ec2: held"))
+	status, err := c.SlurmEC2(ctx, "status", "--json")
+	if err != nil {
+		t.Fatalf("slurm-ec2 status: %v\n%s", err, status)
+	}
+	var st struct {
+		NodeGroups []struct {
+			Group    string `json:"node_group"`
+			Failures int    `json:"failures"`
+			Nodes    int    `json:"nodes_down"`
+		} `json:"node_groups"`
+	}
+	// The log goes to stderr, which SlurmEC2 returns too: the JSON is the first line that opens it.
+	js := status[max(0, strings.Index(status, "\n{")):]
+	if err := json.Unmarshal([]byte(js), &st); err != nil {
+		t.Fatalf("slurm-ec2 status --json: %v\n%s", err, status)
+	}
+	for _, g := range st.NodeGroups {
+		if g.Failures != 0 || g.Nodes != 0 {
+			t.Errorf("group %s: %d failures, %d nodes down, from a record on an idle node; want none", g.Group, g.Failures, g.Nodes)
+		}
 	}
 	if _, err := run("scontrol", "update", "nodename=aws-ondemand-[0-9],aws-spot-[0-99]", "state=down", "reason=slurm-ec2: held 3/3: boot failure (test)"); err != nil {
 		t.Fatal(err)
