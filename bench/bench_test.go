@@ -112,19 +112,21 @@ func TestBounds(t *testing.T) {
 	addr, exit := aws.resumeBound("us-east-1", []int{1})
 	approx("resume 1 addr", addr, 0.060+2.525+0.0605)
 	approx("resume 1 exit", exit, max(0.060+2.525+0.0605, 0.060+2.525+0.041))
-	// 2,500 instances in one region: the RunInstances resource bucket holds 1,000 and refills
-	// 2/s, so the last 500-instance fleet is admitted after (2,500-1,000)/2 = 750 s.
+	// 2,500 instances in one region, ten fleets of 250 (fleet.SplitLaunch): the RunInstances
+	// resource bucket holds 1,000 and refills 2/s, so the last fleet is admitted after
+	// (2,500-1,000)/2 = 750 s.
 	addr, _ = aws.resumeBound("us-east-1", []int{1250, 1250})
 	approx("resume 2500 addr", addr, 0.060+750+(2.5+250*0.025)+(0.060+250*0.0005))
-	// Without throttling the slowest 1,000-instance fleet decides.
+	// Without throttling the slowest fleet (250 instances) decides.
 	addr, _ = noThrottle.resumeBound("us-east-1", []int{1250, 1250})
-	approx("resume 2500 unthrottled addr", addr, 0.060+(2.5+25)+(0.060+0.5))
-	// CreateTags: 1,000 tags, 100 at once then 10/s from CreateFleet's answer (it holds the ids):
-	// the last is admitted 90 s after it.
+	approx("resume 2500 unthrottled addr", addr, 0.060+(2.5+6.25)+(0.060+0.125))
+	// CreateTags: 1,000 tags, 100 at once then 10/s from the first CreateFleet's answer (it
+	// holds ids): the last is admitted 90 s after it. 1,000 go out as 4 fleets of 250, 300 as 2
+	// of 150.
 	_, exit = aws.resumeBound("us-east-1", []int{1000})
-	approx("resume 1000 exit", exit, 0.060+(2.5+25)+90+0.041)
+	approx("resume 1000 exit", exit, 0.060+(2.5+6.25)+90+0.041)
 	_, exit = aws.resumeBound("us-east-1", []int{300})
-	approx("resume 300 exit", exit, 0.060+(2.5+7.5)+20+0.041)
+	approx("resume 300 exit", exit, 0.060+(2.5+3.75)+20+0.041)
 	// Suspend 2,500: 3 pages (1,000+1,000+500), then 3 TerminateInstances; the resource bucket
 	// admits the last 500 at (2,500-1,000)/20 = 75 s.
 	approx("suspend 2500", aws.suspendBound("us-west-2", 2500), (0.560+0.560+0.310)+75+(0.3+500*0.002))

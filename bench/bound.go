@@ -5,11 +5,12 @@ import (
 
 	"github.com/slurm-ec2/slurm-ec2/internal/ec2sim/latency"
 	"github.com/slurm-ec2/slurm-ec2/internal/ec2sim/throttle"
+	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
 )
 
 // EC2 limits the bounds use (the same as slurm-ec2's: internal/fleet).
 const (
-	maxFleet      = 1000 // instances per CreateFleet instant
+	maxFleet      = 1000 // instances per CreateFleet instant (the steady state's setup)
 	maxTerminate  = 1000 // ids per TerminateInstances
 	maxPage       = 1000 // DescribeInstances MaxResults
 	maxNameFilter = 200  // values per DescribeInstances filter
@@ -83,7 +84,8 @@ func (b boundModel) parallelCalls(region, action string, sizes []int, resources 
 
 // resumeBound is the lower bound for resuming groups (instances per node group) of one region:
 // one filtered DescribeInstances for instances the nodes may already have, then per node group
-// CreateFleet instant in batches of 1,000 (resource bucket shared with RunInstances) and a
+// CreateFleet instant in the batches resume sends (fleet.SplitLaunch: at most 250, sent together;
+// resource bucket shared with RunInstances) and a
 // DescribeInstances by id for the private IPs (CreateFleet returns ids only) -- addresses are
 // known when the last of those returns. The exit ("Name tags done") additionally needs one
 // CreateTags per instance (the Name tag differs per instance), admitted by the CreateTags bucket
@@ -94,7 +96,7 @@ func (b boundModel) resumeBound(region string, groups []int) (addr, exit time.Du
 	var sizes []int
 	n := 0
 	for _, g := range groups {
-		sizes = append(sizes, chunks(g, maxFleet)...)
+		sizes = append(sizes, fleet.SplitLaunch(g)...)
 		n += g
 	}
 	if n == 0 {

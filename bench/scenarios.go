@@ -101,7 +101,7 @@ func (e *env) resumeRunPer(ctx context.Context, p profile, per []int) (*Run, err
 		r.Regions++
 		r.Groups += len(gs)
 		for _, g := range gs {
-			r.WantFleets += len(chunks(g, maxFleet))
+			r.WantFleets += len(fleet.SplitLaunch(g))
 		}
 	}
 	// Outcome: every node's NodeAddr is the private IP of a live instance named for it.

@@ -282,7 +282,8 @@ type batch struct {
 }
 
 // batches splits a group's nodes into CreateFleet calls: per job when the group is all-or-nothing
-// and Slurm said which job each node is for, else as few as MaxFleetTarget allows.
+// and Slurm said which job each node is for (one fleet of up to MaxFleetTarget per job), else
+// in node order into the fleets fleet.SplitLaunch gives, so the first answers come sooner.
 func (r *resumeRun) batches(g *config.NodeGroup, nodes []string, opts ResumeOptions) []batch {
 	var out []batch
 	rest := nodes
@@ -311,11 +312,9 @@ func (r *resumeRun) batches(g *config.NodeGroup, nodes []string, opts ResumeOpti
 			if len(mine) > fleet.MaxFleetTarget {
 				r.d.log().Warn("job needs more nodes than one fleet takes; launching it without all-or-nothing",
 					"job", j.JobID, "nodes", len(mine))
-				left2 := mine
-				for len(left2) > 0 {
-					c := min(len(left2), fleet.MaxFleetTarget)
-					out = append(out, batch{nodes: left2[:c], jobID: j.JobID})
-					left2 = left2[c:]
+				for _, c := range fleet.SplitLaunch(len(mine)) {
+					out = append(out, batch{nodes: mine[:c], jobID: j.JobID})
+					mine = mine[c:]
 				}
 				continue
 			}
@@ -330,8 +329,7 @@ func (r *resumeRun) batches(g *config.NodeGroup, nodes []string, opts ResumeOpti
 			}
 		}
 	}
-	for len(rest) > 0 {
-		c := min(len(rest), fleet.MaxFleetTarget)
+	for _, c := range fleet.SplitLaunch(len(rest)) {
 		out = append(out, batch{nodes: rest[:c]})
 		rest = rest[c:]
 	}

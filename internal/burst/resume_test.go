@@ -3,6 +3,7 @@ package burst
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -284,8 +285,8 @@ func TestResume500Nodes(t *testing.T) {
 		}
 		ips[n.Addr] = n.Name
 	}
-	if n := e.callsOf("CreateFleet"); n != 1 {
-		t.Errorf("CreateFleet calls = %d, want 1", n)
+	if n, want := e.callsOf("CreateFleet"), len(fleet.SplitLaunch(500)); n != want {
+		t.Errorf("CreateFleet calls = %d, want %d", n, want)
 	}
 	if n := len(e.updates()); n > 2 {
 		t.Errorf("scontrol update calls = %d for 500 addresses, want <= 2", n)
@@ -476,5 +477,31 @@ func TestResumeSplitsAThrottledFleet(t *testing.T) {
 		if len(insts) != 1 {
 			t.Errorf("%s has %d instances", n, len(insts))
 		}
+	}
+}
+
+// A large launch goes out as several smaller fleets, together, each for a run of nodes in node
+// order (fleet.SplitLaunch): the first answers, and so the first addresses and Name tags, come
+// sooner than one fleet's for every node.
+func TestResumeSplitsLargeLaunches(t *testing.T) {
+	e := newTestEnv(t, "")
+	if _, err := Resume(context.Background(), e.deps, "aws-spot-[0-599]", ResumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.callsOf("CreateFleet"); n != 3 {
+		t.Errorf("CreateFleet calls = %d, want 3 fleets of 200", n)
+	}
+	live := e.live()
+	fleets := map[string]int{}
+	for i := range 600 {
+		node := fmt.Sprintf("aws-spot-%d", i)
+		if len(live[node]) != 1 {
+			t.Fatalf("%s has %d instances, want 1", node, len(live[node]))
+		}
+		fleets[live[node][0].Tags[fleet.TagLaunchedFor]]++
+	}
+	want := map[string]int{"aws-spot-[0-199]": 200, "aws-spot-[200-399]": 200, "aws-spot-[400-599]": 200}
+	if !maps.Equal(fleets, want) {
+		t.Errorf("nodes per fleet (by %s tag) = %v, want %v", fleet.TagLaunchedFor, fleets, want)
 	}
 }

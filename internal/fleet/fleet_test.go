@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -156,6 +157,36 @@ func TestDescribeCountsEveryFilterValue(t *testing.T) {
 			fleet.Filter{Name: "tag:" + fleet.TagCluster, Values: []string{"c1"}}, fleet.Filter{Name: "tag:" + fleet.TagName, Values: names})
 		if err != nil {
 			t.Errorf("%d names and the cluster filter: %v", n, err)
+		}
+	}
+}
+
+func TestSplitLaunch(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want []int
+	}{
+		{0, nil},
+		{1, []int{1}},
+		{250, []int{250}},
+		{251, []int{126, 125}},
+		{300, []int{150, 150}},
+		{1000, []int{250, 250, 250, 250}},
+		{1001, []int{201, 200, 200, 200, 200}},
+	} {
+		got := fleet.SplitLaunch(tc.n)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("SplitLaunch(%d) = %v, want %v", tc.n, got, tc.want)
+		}
+		sum := 0
+		for _, c := range got {
+			sum += c
+			if c < 1 || c > fleet.LaunchBatch {
+				t.Errorf("SplitLaunch(%d): fleet of %d, want 1..%d", tc.n, c, fleet.LaunchBatch)
+			}
+		}
+		if sum != tc.n {
+			t.Errorf("SplitLaunch(%d) sums to %d", tc.n, sum)
 		}
 	}
 }

@@ -20,7 +20,7 @@ const (
 	// MinDefaultWait is the shortest default: the fixed default before it was derived.
 	MinDefaultWait = 60 * time.Second
 	// DefaultBurst is the burst size assumed when the configuration is not at hand (compute
-	// nodes usually do not have it): one full instant fleet.
+	// nodes usually do not have it): 1,000 nodes, the largest instant fleet resume sends.
 	DefaultBurst = fleet.MaxFleetTarget
 )
 
