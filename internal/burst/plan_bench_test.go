@@ -2,6 +2,7 @@ package burst
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,7 +44,7 @@ const benchConfig = `{"LogLevel": "INFO", "LogFileName": "/dev/null", "SlurmBinP
 // reconcile meets in a busy cluster: most nodes up with their instance (Name-tagged), some up
 // whose instance is not Name-tagged yet (matched by NodeAddr), some whose instance vanished,
 // some DOWN after a failed resume, some powered down, a few duplicates and orphans.
-func benchView(b *testing.B) (*Deps, inventory.Data, time.Time) {
+func benchView(b testing.TB) (*Deps, inventory.Data, time.Time) {
 	b.Helper()
 	dir := b.TempDir()
 	for name, body := range map[string]string{config.ConfigFileName: benchConfig, config.PartitionsFileName: benchPartitions} {
@@ -95,24 +96,34 @@ func benchView(b *testing.B) (*Deps, inventory.Data, time.Time) {
 	return &Deps{Config: cfg, Cluster: "bench"}, v, now
 }
 
+// TestPlanActions10k checks the plan the benchmarks below time, so that a change of reconcile's
+// rules shows here and not only when someone runs `make bench`. Per 2,500-node group, 25 of each:
+// vanished instance (DOWN, then power down), failed resume (a boot failure: the group's back-off
+// record), orphan and duplicate (terminate); and 250 instances without their Name tag (tag).
+func TestPlanActions10k(t *testing.T) {
+	d, data, now := benchView(t)
+	checkBenchPlan(t, PlanActions(d, inventory.Join(d.Config, data), now))
+}
+
+func checkBenchPlan(t testing.TB, plan []Action) {
+	t.Helper()
+	want := map[string]int{"down/instance-gone": 100, "power-down/instance-gone": 100, "down/back-off": 100,
+		"terminate/orphan": 100, "terminate/duplicate": 100, "tag/name-lost": 1000}
+	got := map[string]int{}
+	for _, a := range plan {
+		got[fmt.Sprintf("%s/%s", a.Kind, a.Rule)]++
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("plan by kind/rule = %v, want %v", got, want)
+	}
+}
+
 // BenchmarkPlanActions10k measures reconcile planning over 10,000 nodes and ~10,000 instances
-// (the join and the plan, no I/O).
+// (the plan, no I/O; the join is done once).
 func BenchmarkPlanActions10k(b *testing.B) {
 	d, data, now := benchView(b)
 	v := inventory.Join(d.Config, data)
-	plan := PlanActions(d, v, now)
-	// 4 groups x 25 of each kind per 2,500 nodes: vanished (down + power-down), failed resume
-	// (return), orphan (terminate), duplicate (terminate).
-	want := map[ActionKind]int{ActDown: 100, ActPowerDown: 100, ActReturn: 100, ActTerminate: 200}
-	got := map[ActionKind]int{}
-	for _, a := range plan {
-		got[a.Kind]++
-	}
-	for k, n := range want {
-		if got[k] != n {
-			b.Fatalf("plan has %d %s actions, want %d (all: %v)", got[k], k, n, got)
-		}
-	}
+	checkBenchPlan(b, PlanActions(d, v, now))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
