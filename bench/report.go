@@ -180,7 +180,7 @@ func reportMarkdown(res *results, plot, notes string) string {
 		w("\n## Own overhead (one node, instant endpoint)\n\n")
 		w("ec2sim with `-latency none -throttle none`: what remains is our process, the SDK, the loopback\n")
 		w("HTTP calls and the `scontrol` stand-in runs. Process start to exit, %d runs each.\n\n", len(runsOf(res.Overhead, "resume-overhead")))
-		w("| command | wall median ms | wall max ms (target < 30) | CPU median ms | peak RSS max MiB (target < 40) | scontrol calls | EC2 calls |\n")
+		w("| command | wall median ms | wall max ms (target: median < 30) | CPU median ms | peak RSS max MiB (target < 40) | scontrol calls | EC2 calls |\n")
 		w("|---|---:|---|---:|---|---|---|\n")
 		for _, kind := range []string{"resume-overhead", "suspend-overhead"} {
 			rs := runsOf(res.Overhead, kind)
