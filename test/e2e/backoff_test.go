@@ -29,29 +29,43 @@ func TestBackOffSlurmFacts(t *testing.T) {
 	}
 	out, _ := run("scontrol", "-o", "show", "node", "aws-ondemand-0")
 	t.Logf("%s keeps a reason on a node that is not DOWN: %v", c.SlurmVersion, strings.Contains(out, "slurm-ec2: held"))
-	status, err := c.SlurmEC2(ctx, "status", "--json")
-	if err != nil {
-		t.Fatalf("slurm-ec2 status: %v\n%s", err, status)
+	// groups is what `slurm-ec2 status --json` says of each node group's back-off.
+	type groupBackOff struct {
+		Group    string `json:"node_group"`
+		Failures int    `json:"failures"`
+		Nodes    int    `json:"nodes_down"`
 	}
-	var st struct {
-		NodeGroups []struct {
-			Group    string `json:"node_group"`
-			Failures int    `json:"failures"`
-			Nodes    int    `json:"nodes_down"`
-		} `json:"node_groups"`
+	groups := func() map[string]groupBackOff {
+		t.Helper()
+		status, err := c.SlurmEC2(ctx, "status", "--json")
+		if err != nil {
+			t.Fatalf("slurm-ec2 status: %v\n%s", err, status)
+		}
+		var st struct {
+			NodeGroups []groupBackOff `json:"node_groups"`
+		}
+		// The log goes to stderr, which SlurmEC2 returns too: the JSON is the first line that opens it.
+		js := status[max(0, strings.Index(status, "\n{")):]
+		if err := json.Unmarshal([]byte(js), &st); err != nil {
+			t.Fatalf("slurm-ec2 status --json: %v\n%s", err, status)
+		}
+		out := map[string]groupBackOff{}
+		for _, g := range st.NodeGroups {
+			out[g.Group] = g
+		}
+		return out
 	}
-	// The log goes to stderr, which SlurmEC2 returns too: the JSON is the first line that opens it.
-	js := status[max(0, strings.Index(status, "\n{")):]
-	if err := json.Unmarshal([]byte(js), &st); err != nil {
-		t.Fatalf("slurm-ec2 status --json: %v\n%s", err, status)
-	}
-	for _, g := range st.NodeGroups {
+	for _, g := range groups() {
 		if g.Failures != 0 || g.Nodes != 0 {
 			t.Errorf("group %s: %d failures, %d nodes down, from a record on an idle node; want none", g.Group, g.Failures, g.Nodes)
 		}
 	}
-	if _, err := run("scontrol", "update", "nodename=aws-ondemand-[0-9],aws-spot-[0-99]", "state=down", "reason=slurm-ec2: held 3/3: boot failure (test)"); err != nil {
+	if _, err := run("scontrol", "update", "nodename=aws-ondemand-[0-9],aws-spot-[0-99]", "state=down", "reason="+record); err != nil {
 		t.Fatal(err)
+	}
+	// The same record on DOWN nodes counts: the check above is not blind.
+	if g := groups()["aws-ondemand"]; g.Failures != 3 || g.Nodes != 10 {
+		t.Errorf("group aws-ondemand with its 10 nodes DOWN under %q: %+v; want 3 failures, 10 nodes down", record, g)
 	}
 	id, err := c.Sbatch(ctx, "hostname", "-N1", "-p", "aws", outFlag(c))
 	if err != nil {
