@@ -16,11 +16,7 @@ import (
 func TestPlannerAddsActions(t *testing.T) {
 	e := newTestEnv(t, "")
 	ctx := context.Background()
-	if _, err := Resume(ctx, e.deps, "aws-ondemand-[0-1]", ResumeOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.fake.Set("aws-ondemand-0", up)
-	e.fake.Set("aws-ondemand-1", up)
+	e.resumeUp(ctx, "aws-ondemand-[0-1]")
 	var saw []string
 	e.deps.Planners = []Planner{func(v *inventory.View, now time.Time, planned []Action) []Action {
 		var out []Action

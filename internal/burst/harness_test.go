@@ -1,6 +1,7 @@
 package burst
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/slurm-ec2/slurm-ec2/internal/config"
 	"github.com/slurm-ec2/slurm-ec2/internal/ec2sim"
 	"github.com/slurm-ec2/slurm-ec2/internal/fleet"
+	"github.com/slurm-ec2/slurm-ec2/internal/hostlist"
 	"github.com/slurm-ec2/slurm-ec2/internal/simenv"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm"
 	"github.com/slurm-ec2/slurm-ec2/internal/slurm/fakeslurm"
@@ -164,6 +166,22 @@ func (e *testEnv) live() map[string][]ec2sim.InstanceInfo {
 		}
 	}
 	return out
+}
+
+// resumeUp resumes the nodes of expr and has Slurm see each of them up (registered with its
+// instance): where most reconcile, status and health tests start.
+func (e *testEnv) resumeUp(ctx context.Context, expr string) {
+	e.t.Helper()
+	if _, err := Resume(ctx, e.deps, expr, ResumeOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	names, err := hostlist.Expand(expr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, n := range names {
+		e.fake.Set(n, up)
+	}
 }
 
 // callsOf counts ec2sim calls of one action.

@@ -146,12 +146,7 @@ func TestStatusShowsHealth(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Now().UTC().Truncate(time.Second)
 	e.now = t0
-	if _, err := Resume(ctx, e.deps, "aws-ondemand-[0-2]", ResumeOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{"aws-ondemand-0", "aws-ondemand-1", "aws-ondemand-2"} {
-		e.fake.Set(n, up)
-	}
+	e.resumeUp(ctx, "aws-ondemand-[0-2]")
 	live := e.live()
 	if _, err := e.sim.ScheduleEvent([]string{live["aws-ondemand-0"][0].InstanceID}, ec2sim.EventSpec{Code: "system-reboot", NotBefore: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -189,11 +184,7 @@ func TestStatusShowsHealth(t *testing.T) {
 func TestReconcileWithoutHealth(t *testing.T) {
 	e := newTestEnv(t, "")
 	ctx := context.Background()
-	if _, err := Resume(ctx, e.deps, "aws-ondemand-[0-1]", ResumeOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.fake.Set("aws-ondemand-0", up)
-	e.fake.Set("aws-ondemand-1", up)
+	e.resumeUp(ctx, "aws-ondemand-[0-1]")
 	live := e.live()
 	if err := e.sim.SetStatus([]string{live["aws-ondemand-0"][0].InstanceID}, "impaired", "impaired"); err != nil {
 		t.Fatal(err)

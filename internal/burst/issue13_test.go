@@ -176,11 +176,7 @@ func TestIssue13NameTagsRestored(t *testing.T) {
 func TestIssue13OptionalCallBudgetAndNoLockWhileReading(t *testing.T) {
 	e := newTestEnv(t, "")
 	ctx := context.Background()
-	if _, err := Resume(ctx, e.deps, "aws-spot-[0-1]", ResumeOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.fake.Set("aws-spot-0", up)
-	e.fake.Set("aws-spot-1", up)
+	e.resumeUp(ctx, "aws-spot-[0-1]")
 
 	if err := e.sim.InjectFault(ec2sim.Fault{Action: "DescribeSpotInstanceRequests", Rate: 1, Code: "InternalError"}); err != nil {
 		t.Fatal(err)

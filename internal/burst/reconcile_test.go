@@ -231,11 +231,7 @@ func TestReconcileSteadyStateThousandInstances(t *testing.T) {
 func TestStatusShowsProblems(t *testing.T) {
 	e := newTestEnv(t, "")
 	ctx := context.Background()
-	if _, err := Resume(ctx, e.deps, "aws-spot-[0-1]", ResumeOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.fake.Set("aws-spot-0", up)
-	e.fake.Set("aws-spot-1", up)
+	e.resumeUp(ctx, "aws-spot-[0-1]")
 	for _, in := range e.live()["aws-spot-1"] {
 		if err := e.sim.TerminateAsUser([]string{in.InstanceID}); err != nil {
 			t.Fatal(err)
@@ -300,11 +296,7 @@ func TestReconcileWritesMetrics(t *testing.T) {
 func TestReconcileDrainsNodeOnSpotInterruptionNotice(t *testing.T) {
 	e := newTestEnv(t, "")
 	ctx := context.Background()
-	if _, err := Resume(ctx, e.deps, "aws-spot-[0-1]", ResumeOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.fake.Set("aws-spot-0", up)
-	e.fake.Set("aws-spot-1", up)
+	e.resumeUp(ctx, "aws-spot-[0-1]")
 	id := e.live()["aws-spot-0"][0].InstanceID
 	if err := e.sim.SpotInterrupt([]string{id}, 2*time.Minute); err != nil {
 		t.Fatal(err)
